@@ -1,0 +1,1 @@
+"""Fine-tuning: task interface, preprocessing, heads and scorers per task type."""

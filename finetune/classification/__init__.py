@@ -1,0 +1,1 @@
+"""GLUE-style classification and regression tasks."""

@@ -1,0 +1,1 @@
+"""Sequence tagging: CoNLL-2000 chunking and custom BIO/BIOES tasks."""

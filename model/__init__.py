@@ -1,0 +1,1 @@
+"""Transformer, optimizer, tokenizer and checkpoint I/O (no training logic)."""

@@ -1,0 +1,1 @@
+"""Pre-training: input pipeline, masking/sampling helpers, generator + discriminator model."""

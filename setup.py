@@ -1,0 +1,26 @@
+"""Install ELECTRA for TensorFlow 2 (editable installs are the expected use)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="electra-tf2",
+    version="0.1.0",
+    description=("TensorFlow 2 implementation of ELECTRA and Electric pre-training "
+                 "and fine-tuning, faithful to the original TF1 code."),
+    python_requires=">=3.10",
+    packages=find_packages(include=["model", "model.*", "pretrain", "pretrain.*",
+                                    "finetune", "finetune.*", "util", "util.*"]),
+    py_modules=[
+        "configure_pretraining", "configure_finetuning",
+        "build_pretraining_dataset", "build_openwebtext_pretraining_dataset",
+        "run_pretraining", "run_finetuning", "export_model", "flops_computation",
+    ],
+    install_requires=[
+        "tensorflow>=2.16",
+        "numpy",
+        "scikit-learn",
+        "scipy",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "pytest-xdist"],
+    },
+)

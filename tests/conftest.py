@@ -1,0 +1,35 @@
+"""Shared fixtures: repository paths, the real vocab, real text slices, tiny configs."""
+import os
+
+import pytest
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_DATA = os.path.join(REPO_ROOT, "tests", "data")
+UNCASED_VOCAB = os.path.join(REPO_ROOT, "data", "vocab", "uncased_vocab.txt")
+SAMPLE_CORPUS = os.path.join(REPO_ROOT, "data", "corpus", "moby_dick.txt")
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def vocab_file() -> str:
+  return UNCASED_VOCAB
+
+
+@pytest.fixture(scope="session")
+def sample_corpus_file() -> str:
+  return SAMPLE_CORPUS
+
+
+@pytest.fixture(scope="session")
+def moby_dick_lines() -> list:
+  """The first ~300 non-empty lines of the bundled Moby-Dick (real text)."""
+  lines = []
+  with open(SAMPLE_CORPUS, encoding="utf-8") as f:
+    for line in f:
+      line = line.strip()
+      if line:
+        lines.append(line)
+      if len(lines) >= 300:
+        break
+  return lines

@@ -1,0 +1,121 @@
+"""Small file and logging helpers shared by the scripts and packages.
+
+Mirrors the original `util/utils.py` (JSON/pickle I/O, `rmkdir`, headings,
+dict flattening) and adds atomic writes: every file this code base writes for
+the user is first written next to its destination and then renamed into place,
+so an interrupted run never leaves a half-written file behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import pickle
+import shutil
+import tempfile
+from typing import Any, Dict, Iterator
+
+logger = logging.getLogger("electra")
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
+  """Yields a file object whose contents replace `path` only on success."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp_path = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=directory)
+  binary = "b" in mode
+  try:
+    with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
+      yield f
+      f.flush()
+      os.fsync(f.fileno())
+    os.replace(tmp_path, path)
+  except BaseException:
+    with contextlib.suppress(OSError):
+      os.remove(tmp_path)
+    raise
+
+
+def load_json(path: str) -> Any:
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def write_json(obj: Any, path: str, indent: int | None = 2) -> None:
+  with atomic_write(path) as f:
+    json.dump(obj, f, indent=indent, sort_keys=True)
+    f.write("\n")
+
+
+def load_pickle(path: str) -> Any:
+  with open(path, "rb") as f:
+    return pickle.load(f)
+
+
+def write_pickle(obj: Any, path: str) -> None:
+  with atomic_write(path, "wb") as f:
+    pickle.dump(obj, f, -1)
+
+
+def mkdir(path: str) -> None:
+  os.makedirs(path, exist_ok=True)
+
+
+def rmrf(path: str) -> None:
+  if os.path.isdir(path):
+    shutil.rmtree(path)
+  elif os.path.exists(path):
+    os.remove(path)
+
+
+def rmkdir(path: str) -> None:
+  """Deletes `path` (if it exists) and re-creates it empty, like the original."""
+  rmrf(path)
+  mkdir(path)
+
+
+def heading(text: str) -> str:
+  """The original's log heading: a line of 80 '=', the text, 80 '='."""
+  bar = "=" * 80
+  return "\n".join([bar, text, bar])
+
+
+def log_heading(text: str) -> None:
+  logger.info(heading(text))
+
+
+def nest_dict(d: Dict[str, Any], prefixes: list[str], delim: str = "_") -> Dict[str, Any]:
+  """Groups flat keys `<prefix><delim><key>` into `{prefix: {key: value}}`."""
+  nested: Dict[str, Any] = {}
+  for key, value in d.items():
+    for prefix in prefixes:
+      if key.startswith(prefix + delim):
+        nested.setdefault(prefix, {})[key[len(prefix) + len(delim):]] = value
+        break
+    else:
+      nested[key] = value
+  return nested
+
+
+def flatten_dict(d: Dict[str, Any], delim: str = "_") -> Dict[str, Any]:
+  """Inverse of `nest_dict`: `{a: {b: v}}` becomes `{a_b: v}`."""
+  flat: Dict[str, Any] = {}
+  for key, value in d.items():
+    if isinstance(value, dict):
+      for inner_key, inner_value in flatten_dict(value, delim).items():
+        flat[key + delim + inner_key] = inner_value
+    else:
+      flat[key] = value
+  return flat
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+  """Configures the one script logger (scripts call this; the library never does)."""
+  handler = logging.StreamHandler()
+  handler.setFormatter(logging.Formatter("%(message)s"))
+  root = logging.getLogger("electra")
+  root.handlers[:] = [handler]
+  root.setLevel(level)
+  root.propagate = False
