@@ -1,0 +1,279 @@
+"""Model-size presets and the progress (ETA) logger shared by pre-training and fine-tuning.
+
+* `get_bert_config(config)`: the transformer size from `model_size`,
+  `vocab_size` and `model_hparam_overrides` (spec: hparams.md §3).
+* `apply_debug_model_overrides` / `get_model_bert_config`: the tiny debug
+  model (hparams.md §1.2, §2.3), in one place.
+* `get_generator_config(config, bert_config)`: the ELECTRA generator size
+  (hparams.md §1.3).
+* `format_time(seconds)` and `ETALogger`: the original `ETAHook` progress
+  line (model.md §8, cli.md §3).
+"""
+from __future__ import annotations
+
+import datetime
+import difflib
+import logging
+import re
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional
+
+if TYPE_CHECKING:  # model imports TensorFlow; load it only when a config is built.
+  from model.modeling import BertConfig
+
+logger = logging.getLogger("electra")
+
+# (hidden_size, num_hidden_layers) per model size (hparams.md §3 step 1).
+MODEL_SIZE_PRESETS: Dict[str, Dict[str, int]] = {
+    "small": {"hidden_size": 256, "num_hidden_layers": 12},
+    "base": {"hidden_size": 768, "num_hidden_layers": 12},
+    "large": {"hidden_size": 1024, "num_hidden_layers": 24},
+}
+
+# The tiny model used when `debug` is true; applied after `get_bert_config`,
+# so it also beats `model_hparam_overrides` (hparams.md §1.2).
+DEBUG_MODEL_OVERRIDES: Dict[str, int] = {
+    "num_hidden_layers": 3,
+    "hidden_size": 144,
+    "intermediate_size": 144 * 4,
+    "num_attention_heads": 4,
+}
+
+
+def _check_override_names(overrides: Mapping[str, Any], valid: Any) -> None:
+  """Rejects `model_hparam_overrides` keys that are not BertConfig fields."""
+  valid = sorted(valid)
+  for key in overrides:
+    if key not in valid:
+      close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
+      suggestion = f"Did you mean: {', '.join(close)}?" if close else (
+          f"Valid fields: {', '.join(valid)}.")
+      raise ValueError(f"model_hparam_overrides has unknown BertConfig field {key!r}. "
+                       f"{suggestion}")
+
+
+def get_bert_config(config: Any) -> "BertConfig":
+  """Builds the transformer config for `config.model_size` (hparams.md §3).
+
+  Args:
+    config: a `PretrainingConfig` or `FinetuningConfig` (uses `model_size`,
+      `vocab_size` and `model_hparam_overrides`).
+
+  Returns:
+    A `model.modeling.BertConfig`. The debug model is NOT applied here; see
+    `get_model_bert_config`.
+
+  Raises:
+    ValueError: `("Unknown model size", model_size)` for a size other than
+      small/base/large, or a `model_hparam_overrides` key that is not a
+      BertConfig field (the original set such keys silently).
+  """
+  from model.modeling import BertConfig  # Lazy: keeps util importable without TF.
+
+  if config.model_size not in MODEL_SIZE_PRESETS:
+    raise ValueError("Unknown model size", config.model_size)
+  overrides = config.model_hparam_overrides
+  _check_override_names(overrides, BertConfig(vocab_size=None).to_dict())
+  args = dict(MODEL_SIZE_PRESETS[config.model_size])
+  args["vocab_size"] = config.vocab_size
+  args.update(overrides)
+  # By default the heads and feed-forward size follow the (overridden) hidden
+  # size; the second update lets explicit values win (§3 steps 4-5).
+  args["num_attention_heads"] = max(1, args["hidden_size"] // 64)
+  args["intermediate_size"] = 4 * args["hidden_size"]
+  args.update(overrides)
+  return BertConfig.from_dict(args)
+
+
+def apply_debug_model_overrides(bert_config: "BertConfig") -> "BertConfig":
+  """A copy of `bert_config` shrunk to the debug model (3 layers, hidden 144, 4 heads).
+
+  Args:
+    bert_config: the full-size `BertConfig`.
+
+  Returns:
+    A new `BertConfig` with `DEBUG_MODEL_OVERRIDES` applied; other fields kept.
+  """
+  from model.modeling import BertConfig
+
+  return BertConfig.from_dict({**bert_config.to_dict(), **DEBUG_MODEL_OVERRIDES})
+
+
+def get_model_bert_config(config: Any) -> "BertConfig":
+  """`get_bert_config`, shrunk by `apply_debug_model_overrides` when `config.debug`.
+
+  Args:
+    config: a `PretrainingConfig` or `FinetuningConfig` (also uses `debug`).
+
+  Returns:
+    The discriminator / fine-tuning encoder `BertConfig` the models build.
+  """
+  bert_config = get_bert_config(config)
+  return apply_debug_model_overrides(bert_config) if config.debug else bert_config
+
+
+def get_generator_config(config: Any, bert_config: "BertConfig") -> "BertConfig":
+  """The generator's transformer config (hparams.md §1.3).
+
+  Args:
+    config: a `PretrainingConfig` (uses `generator_hidden_size` and
+      `generator_layers`, fractions of the discriminator's size).
+    bert_config: the discriminator's `BertConfig` (debug model already applied).
+
+  Returns:
+    A copy of `bert_config` with hidden size and layers scaled (Python's
+    banker's `round`), `intermediate_size = 4 * hidden` and
+    `num_attention_heads = max(1, hidden // 64)` recomputed.
+  """
+  from model.modeling import BertConfig
+
+  gen_config = BertConfig.from_dict(bert_config.to_dict())
+  gen_config.hidden_size = int(round(bert_config.hidden_size * config.generator_hidden_size))
+  gen_config.num_hidden_layers = int(round(
+      bert_config.num_hidden_layers * config.generator_layers))
+  gen_config.intermediate_size = 4 * gen_config.hidden_size
+  gen_config.num_attention_heads = max(1, gen_config.hidden_size // 64)
+  return gen_config
+
+
+def format_time(seconds: float) -> str:
+  """Formats a duration as H:MM:SS with leading zero groups stripped.
+
+  Matches the original's `secs_to_str`: seconds are rounded (banker's
+  rounding), formatted by `datetime.timedelta` ("0:02:05"), then a leading
+  "0:" and a leading "0" are stripped twice. E.g. 125 -> "2:05", 5 -> "5",
+  3723 -> "1:02:03", 0 -> "0"; a day or more reads "1 day, 0:00:10".
+
+  Args:
+    seconds: float. A duration in seconds.
+
+  Returns:
+    The formatted duration.
+  """
+  text = str(datetime.timedelta(seconds=int(round(seconds))))
+  for _ in range(2):
+    text = re.sub("^0:", "", text)
+    text = re.sub("^0", "", text)
+  return text
+
+
+class ETALogger:
+  """Logs training/eval progress like the original `ETAHook` (model.md §8).
+
+  Each logged line reads
+  `<step>/<n_steps> = <pct:.1f>%, SPS: <sps:.1f>, ELAP: <t>, ETA: <t>`
+  followed by ` - <tag>: <value:.4f>` per logged value (e.g. `loss`). In
+  training, `step` is the global step and the rate is measured from the
+  first observed step (the step before the first `after_step`); in eval,
+  `step` counts the steps run. A line is logged only when
+  `step % log_every == 0` (1 in pre-training, 10 in fine-tuning), and once
+  more at `end()` (without values).
+
+  Usage:
+    eta = ETALogger(n_steps=config.num_train_steps, log_fn=logger.info)
+    while step < n:
+      eta.before_step()
+      loss = train_step(); step += 1
+      eta.after_step(step, {"loss": loss})
+    eta.end(step)
+
+  Args:
+    n_steps: int. Total steps (`num_train_steps`, or `num_eval_steps` in eval).
+    log_every: int. Log only steps divisible by this.
+    is_training: bool. Whether `step` is the global step (else steps run).
+    log_fn: receives each line; defaults to the "electra" logger's `info`.
+    clock: returns seconds; defaults to `time.monotonic` (inject a fake in tests).
+  """
+
+  def __init__(self, n_steps: int, log_every: int = 1, is_training: bool = True,
+               log_fn: Optional[Callable[[str], None]] = None,
+               clock: Callable[[], float] = time.monotonic):
+    if log_every < 1:
+      raise ValueError(f"ETALogger log_every must be >= 1; got {log_every}.")
+    self._n_steps = n_steps
+    self._log_every = log_every
+    self._is_training = is_training
+    self._log_fn = log_fn if log_fn is not None else logger.info
+    self._clock = clock
+    self._created_time = clock()
+    self._start_time: Optional[float] = None
+    self._start_step: Optional[int] = None
+    self._global_step: Optional[int] = None
+    self._steps_run_so_far = 0
+
+  def before_step(self) -> None:
+    """Call right before running a step; the first call starts the clock.
+
+    If it is never called, the clock starts when the logger was created.
+    """
+    if self._start_time is None:
+      self._start_time = self._clock()
+
+  def after_step(self, global_step: int, values: Optional[Mapping[str, Any]] = None,
+                 steps_run: int = 1) -> Optional[str]:
+    """Records finished step(s) and logs a line if the step is due.
+
+    Args:
+      global_step: int. The global step after the run.
+      values: tag -> scalar (float, numpy or tf scalar) appended to the line.
+      steps_run: int. Steps done by this call (>1 for multi-step loops, like
+        `iterations_per_loop` on TPU).
+
+    Returns:
+      The logged line, or None if nothing was logged.
+    """
+    if self._start_time is None:
+      self._start_time = self._created_time
+    self._global_step = int(global_step)
+    self._steps_run_so_far += steps_run
+    if self._start_step is None:
+      self._start_step = self._global_step - steps_run
+    return self._log(values)
+
+  def end(self, global_step: Optional[int] = None) -> Optional[str]:
+    """Logs the final line (no values), like the hook's `end`.
+
+    Args:
+      global_step: the final global step; defaults to the last one seen.
+
+    Returns:
+      The logged line, or None if nothing was logged (no step ran, or the
+      step is not a multiple of `log_every`).
+    """
+    if global_step is not None:
+      self._global_step = int(global_step)
+    return self._log(None)
+
+  def _log(self, values: Optional[Mapping[str, Any]]) -> Optional[str]:
+    if self._start_step is None or self._global_step is None:
+      return None
+    step = self._global_step if self._is_training else self._steps_run_so_far
+    steps_timed = (step - self._start_step) if self._is_training else step
+    if step % self._log_every != 0 or steps_timed <= 0:
+      return None
+    line = self.format_line(step, self._clock() - self._start_time, steps_timed, values)
+    self._log_fn(line)
+    return line
+
+  def format_line(self, step: int, elapsed: float, steps_timed: int,
+                  values: Optional[Mapping[str, Any]] = None) -> str:
+    """Formats one progress line.
+
+    Args:
+      step: int. The step shown.
+      elapsed: float. Seconds since the clock started.
+      steps_timed: int. Steps run in `elapsed` (for the rate).
+      values: tag -> scalar appended as ` - <tag>: <value:.4f>`.
+
+    Returns:
+      The line, e.g. "100/1000 = 10.0%, SPS: 2.0, ELAP: 50, ETA: 7:30 - loss: 1.2346".
+    """
+    percent = 100.0 * step / self._n_steps if self._n_steps else 100.0
+    time_per_step = elapsed / steps_timed
+    sps = 1.0 / time_per_step if time_per_step > 0 else float("inf")
+    line = (f"{step}/{self._n_steps} = {percent:.1f}%, SPS: {sps:.1f}, "
+            f"ELAP: {format_time(elapsed)}, "
+            f"ETA: {format_time((self._n_steps - step) * time_per_step)}")
+    for tag, value in (values or {}).items():
+      line += f" - {tag}: {float(value):.4f}"
+    return line
