@@ -1,0 +1,176 @@
+"""Pre-training inputs: the `Inputs` tuple and the tf.data input pipeline.
+
+Letters: B batch, S sequence length, P predictions per sequence
+(`max_predictions_per_seq`).
+
+The model holds a batch as an `Inputs` named tuple (spec: data.md §3). The
+three `masked_lm_*` fields are None until `pretrain_helpers.mask` fills them.
+"""
+from typing import Dict, List, NamedTuple, Optional
+
+import tensorflow as tf
+
+
+class Inputs(NamedTuple):
+  """One batch of pre-training inputs.
+
+  Attributes:
+    input_ids: int32 Tensor [B, S], WordPiece ids, 0-padded.
+    input_mask: int32 Tensor [B, S], 1 for real tokens, 0 for padding.
+    segment_ids: int32 Tensor [B, S], token-type ids (0 first segment, 1 second).
+    masked_lm_positions: int32 Tensor [B, P] or None, positions chosen for
+      prediction (unused slots point to 0).
+    masked_lm_ids: int32 Tensor [B, P] or None, original ids at those positions
+      (unused slots are 0).
+    masked_lm_weights: float32 Tensor [B, P] or None, 1.0 for used slots, 0.0
+      for unused ones.
+  """
+  input_ids: tf.Tensor
+  input_mask: tf.Tensor
+  segment_ids: tf.Tensor
+  masked_lm_positions: Optional[tf.Tensor] = None
+  masked_lm_ids: Optional[tf.Tensor] = None
+  masked_lm_weights: Optional[tf.Tensor] = None
+
+
+_REQUIRED_FEATURES = ("input_ids", "input_mask", "segment_ids")
+
+
+def features_to_inputs(features: Dict[str, tf.Tensor]) -> Inputs:
+  """Builds `Inputs` from a feature dict (e.g. one parsed tfrecord batch).
+
+  Keys other than the six `Inputs` fields are ignored, as in the original; the
+  `masked_lm_*` keys are optional and default to None.
+
+  Args:
+    features: dict with at least "input_ids", "input_mask" and "segment_ids"
+      (each [B, S]); optionally "masked_lm_positions", "masked_lm_ids",
+      "masked_lm_weights" (each [B, P]).
+
+  Returns:
+    The `Inputs` tuple.
+
+  Raises:
+    ValueError: if a required key is missing.
+  """
+  missing = [key for key in _REQUIRED_FEATURES if key not in features]
+  if missing:
+    raise ValueError(
+        f"Pre-training features lack {missing}; got keys {sorted(features)}. "
+        "The pre-training tfrecords must contain input_ids, input_mask and "
+        "segment_ids (spec: data.md §1.5); rebuild them with "
+        "build_pretraining_dataset.py.")
+  return Inputs(**{field: features.get(field) for field in Inputs._fields})
+
+
+def get_updated_inputs(inputs: Inputs, **kwargs: tf.Tensor) -> Inputs:
+  """Returns a copy of `inputs` with the given fields replaced.
+
+  Args:
+    inputs: the `Inputs` to copy.
+    **kwargs: new values keyed by `Inputs` field name, e.g.
+      `input_ids=fake_ids`.
+
+  Returns:
+    A new `Inputs`; fields not named keep their values.
+
+  Raises:
+    ValueError: if a keyword is not an `Inputs` field (the original silently
+      dropped it, which hides typos).
+  """
+  unknown = sorted(set(kwargs) - set(Inputs._fields))
+  if unknown:
+    raise ValueError(
+        f"get_updated_inputs got unknown field(s) {unknown}; valid fields are "
+        f"{list(Inputs._fields)}.")
+  features = inputs._asdict()
+  features.update(kwargs)
+  return features_to_inputs(features)
+
+
+# ---------------------------------------------------------------------------
+# tf.data input pipeline (spec: data.md §3)
+
+_INTERLEAVE_CYCLE = 4
+_RECORD_SHUFFLE_BUFFER = 100
+
+
+def get_input_files(pretrain_tfrecords: str) -> List[str]:
+  """The union of the files matched by each comma-separated glob, sorted.
+
+  Raises:
+    FileNotFoundError: a pattern matches nothing, naming it and how to build the data.
+  """
+  files: List[str] = []
+  for pattern in (p.strip() for p in pretrain_tfrecords.split(",")):
+    if not pattern:
+      continue
+    matched = tf.io.gfile.glob(pattern)
+    if not matched:
+      raise FileNotFoundError(
+          f"No pre-training tfrecords match {pattern!r} (hparam pretrain_tfrecords). Build them "
+          "with `python3 build_pretraining_dataset.py --corpus-dir <text dir> --vocab-file "
+          "<vocab.txt> --output-dir <data-dir>/pretrain_tfrecords`, or point "
+          "pretrain_tfrecords at existing files (a glob of files, not a directory).")
+    files.extend(matched)
+  if not files:
+    raise FileNotFoundError("hparam pretrain_tfrecords is empty.")
+  return sorted(set(files))
+
+
+def check_sequence_length(files: List[str], max_seq_length: int) -> None:
+  """Fails early and clearly if the records were built with another length."""
+  for path in files:
+    for record in tf.data.TFRecordDataset(path).take(1):
+      example = tf.train.Example.FromString(record.numpy())
+      length = len(example.features.feature["input_ids"].int64_list.value)
+      if length != max_seq_length:
+        raise ValueError(
+            f"{path} holds examples of length {length} but hparam max_seq_length is "
+            f"{max_seq_length}; pass \"max_seq_length\": {length} or rebuild the data with "
+            f"--max-seq-length {max_seq_length}.")
+      return
+
+
+def get_dataset(pretrain_tfrecords: str, max_seq_length: int, batch_size: int,
+                is_training: bool, seed: Optional[int] = None) -> tf.data.Dataset:
+  """Batches of `{input_ids, input_mask, segment_ids}` (int32 [batch_size, S]), repeated.
+
+  Files are read in a shuffled order, four at a time (interleaved), records
+  shuffled in a buffer of 100, batched with drop_remainder. With `seed`, every
+  shuffle is seeded and the interleave deterministic, so the order is
+  reproducible (and resumable from a checkpointed iterator); without it the
+  training order is non-deterministic like the original's sloppy interleave.
+
+  Args:
+    pretrain_tfrecords: comma-separated globs.
+    max_seq_length: S, must equal the length the records were built with.
+    batch_size: global batch size.
+    is_training: training (sloppy interleave unless seeded) or eval.
+    seed: optional int seed for the shuffles.
+
+  Returns:
+    An infinite `tf.data.Dataset`.
+  """
+  files = get_input_files(pretrain_tfrecords)
+  check_sequence_length(files, max_seq_length)
+  name_to_features = {
+      name: tf.io.FixedLenFeature([max_seq_length], tf.int64)
+      for name in _REQUIRED_FEATURES
+  }
+
+  def parse(records):
+    parsed = tf.io.parse_example(records, name_to_features)
+    return {name: tf.cast(value, tf.int32) for name, value in parsed.items()}
+
+  deterministic = (not is_training) or seed is not None
+  dataset = tf.data.Dataset.from_tensor_slices(tf.constant(files)).repeat()
+  dataset = dataset.shuffle(len(files), seed=seed)
+  dataset = dataset.interleave(tf.data.TFRecordDataset,
+                               cycle_length=min(_INTERLEAVE_CYCLE, len(files)),
+                               num_parallel_calls=tf.data.AUTOTUNE,
+                               deterministic=deterministic)
+  dataset = dataset.shuffle(_RECORD_SHUFFLE_BUFFER, seed=None if seed is None else seed + 1)
+  dataset = dataset.batch(batch_size, drop_remainder=True)
+  dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  return dataset.prefetch(tf.data.AUTOTUNE)
