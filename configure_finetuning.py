@@ -195,9 +195,10 @@ class FinetuningConfig(config_base.HParamsConfig):
     task_name = self.task_names[0]
     if task_name in ("rte", "sts"):
       self.num_train_epochs = 10.0
-    # Substring match, as the original: "naturalqs" contains neither "squad"
-    # nor "qa", so it keeps 128 tokens and 3 epochs (hparams.md Quirks).
-    elif "squad" in task_name or "qa" in task_name:
+    # Substring match, as the original, plus a FIX (hparams.md Quirks):
+    # "naturalqs" contains neither "squad" nor "qa", so the original gave this
+    # QA task 128 tokens and 3 epochs; it gets the QA preset here.
+    elif "squad" in task_name or "qa" in task_name or task_name == "naturalqs":
       self.max_seq_length = QA_PRESET_MAX_SEQ_LENGTH
       self.num_train_epochs = 2.0
       self.write_distill_outputs = False  # Not an hparam: created here only.

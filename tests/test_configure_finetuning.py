@@ -92,7 +92,7 @@ def test_overriding_model_name_or_data_dir_does_not_move_paths():
     ("rte", 128, 10.0), ("sts", 128, 10.0),
     ("squad", 512, 2.0), ("squadv1", 512, 2.0), ("newsqa", 512, 2.0),
     ("triviaqa", 512, 2.0), ("searchqa", 512, 2.0),
-    ("naturalqs", 128, 3.0),  # quirk: matches neither "squad" nor "qa"
+    ("naturalqs", 512, 2.0),  # fixed quirk: the original gave it 128 / 3.0
     ("chunk", 256, 3.0), ("mnli", 128, 3.0), ("cola", 128, 3.0),
 ])
 def test_single_task_presets(task, max_seq_length, epochs):
