@@ -1,0 +1,566 @@
+"""Writes pre-training tfrecords from a directory of raw text files.
+
+    python3 build_pretraining_dataset.py --corpus-dir CORPUS --vocab-file VOCAB \\
+        --output-dir OUT [--max-seq-length 128] [--num-processes 1] [--seed S]
+
+Every file of `--corpus-dir` is raw UTF-8 text, one sentence or paragraph per
+line, blank lines between documents. Lines are WordPiece-tokenized and packed
+into examples of at most `--max-seq-length` tokens, `[CLS] A [SEP] B [SEP]`,
+written round-robin into `OUT/pretrain_data.tfrecord-<i>-of-1000`
+(spec: data.md §1, cli.md §1). The shards are written into
+`OUT.incomplete` and renamed to `OUT` only when every worker succeeded, so an
+interrupted or failed build never looks complete.
+
+`ExampleBuilder` and `ExampleWriter` are shared with
+`build_openwebtext_pretraining_dataset.py`, as in the original.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import sys
+import time
+from typing import Any, Callable, Iterator, List, Optional, Sequence
+
+import tensorflow as tf
+
+from model import tokenization
+from util import utils
+
+NUM_OUT_FILES = 1000
+SHARD_NAME = "pretrain_data.tfrecord-{}-of-{}"
+INCOMPLETE_SUFFIX = ".incomplete"
+# The builder emits [CLS]/[SEP] itself and WordPiece emits [UNK].
+REQUIRED_TOKENS = ("[UNK]", "[CLS]", "[SEP]")
+# random.randint(5, max_seq_length) draws the occasional short target (data.md §1.3).
+MIN_SEQ_LENGTH = 5
+
+# The `random` module or a `random.Random`: both offer random(), randint(), shuffle().
+Rng = Any
+Worker = Callable[[int, argparse.Namespace, str], None]
+
+
+class CorpusError(ValueError):
+  """An input text file that cannot be read as UTF-8 text."""
+
+
+class JobsFailedError(RuntimeError):
+  """One or more worker processes exited with an error."""
+
+
+class ExampleBuilder:
+  """Packs the token ids of consecutive lines into pre-training examples.
+
+  Spec: data.md §1.2-1.4. Random numbers come from `rng` in exactly the
+  original's order (one draw for the single-segment choice, coin flips only
+  where the third placement test is reached, one draw for the next target
+  length and a `randint` in 5% of cases).
+
+  Args:
+    tokenizer: a `tokenization.FullTokenizer` (needs `tokenize`,
+      `convert_tokens_to_ids` and a `vocab` with "[CLS]" and "[SEP]").
+    max_length: int. Tokens per example, [CLS]/[SEP] included (>= 5).
+    rng: the random source; None uses Python's global `random` (unseeded,
+      like the original).
+
+  Raises:
+    ValueError: `max_length` < 5 or the vocab lacks "[CLS]"/"[SEP]".
+  """
+
+  def __init__(self, tokenizer: tokenization.FullTokenizer, max_length: int,
+               rng: Optional[Rng] = None):
+    if max_length < MIN_SEQ_LENGTH:
+      raise ValueError(f"max_seq_length must be at least {MIN_SEQ_LENGTH} (the builder "
+                       f"draws random target lengths in [5, max_seq_length]), got {max_length}.")
+    tokenization.validate_special_tokens(tokenizer.vocab, ("[CLS]", "[SEP]"),
+                                         getattr(tokenizer, "vocab_file", "the vocabulary"))
+    self._tokenizer = tokenizer
+    self._rng = random if rng is None else rng
+    self._current_sentences: List[List[int]] = []
+    self._current_length = 0
+    self._max_length = max_length
+    self._target_length = max_length
+    self._cls_id = tokenizer.vocab["[CLS]"]
+    self._sep_id = tokenizer.vocab["[SEP]"]
+
+  def add_line(self, line: str) -> Optional[tf.train.Example]:
+    """Adds one line of text; returns an example when one is complete.
+
+    An empty line ends the pending document (if any tokens are pending).
+
+    Args:
+      line: one line of the corpus.
+
+    Returns:
+      A `tf.train.Example` or None.
+    """
+    line = line.strip().replace("\n", " ")
+    if not line and self._current_length != 0:  # An empty line separates documents.
+      return self._create_example()
+    token_ids = self._tokenizer.convert_tokens_to_ids(self._tokenizer.tokenize(line))
+    self._current_sentences.append(token_ids)
+    self._current_length += len(token_ids)
+    if self._current_length >= self._target_length:
+      return self._create_example()
+    return None
+
+  def _create_example(self) -> tf.train.Example:
+    """Splits the pending sentences into two segments (data.md §1.3)."""
+    rng = self._rng
+    if rng.random() < 0.1:  # Sometimes a single segment, as in classification tasks.
+      first_target = 100000
+    else:
+      first_target = (self._target_length - 3) // 2  # -3: [CLS] and two [SEP].
+    first_segment: List[int] = []
+    second_segment: List[int] = []
+    for sentence in self._current_sentences:
+      # Short-circuit order matters: the coin is drawn only when reached. A
+      # later short sentence can still join the first segment (data.md §1.3).
+      if (not first_segment or
+          len(first_segment) + len(sentence) < first_target or
+          (not second_segment and len(first_segment) < first_target and
+           rng.random() < 0.5)):
+        first_segment += sentence
+      else:
+        second_segment += sentence
+    # Truncation uses max_length, not the (possibly shorter) target length.
+    first_segment = first_segment[:self._max_length - 2]
+    second_segment = second_segment[:max(0, self._max_length - len(first_segment) - 3)]
+    self._current_sentences = []
+    self._current_length = 0
+    if rng.random() < 0.05:  # Occasionally a shorter target for the next example.
+      self._target_length = rng.randint(MIN_SEQ_LENGTH, self._max_length)
+    else:
+      self._target_length = self._max_length
+    return self._make_tf_example(first_segment, second_segment)
+
+  def _make_tf_example(self, first_segment: List[int],
+                       second_segment: List[int]) -> tf.train.Example:
+    """`[CLS] first [SEP] (second [SEP])`, 0-padded to max_length (data.md §1.4)."""
+    input_ids = [self._cls_id] + first_segment + [self._sep_id]
+    segment_ids = [0] * len(input_ids)
+    if second_segment:
+      input_ids += second_segment + [self._sep_id]
+      segment_ids += [1] * (len(second_segment) + 1)
+    input_mask = [1] * len(input_ids)
+    padding = [0] * (self._max_length - len(input_ids))
+    return tf.train.Example(features=tf.train.Features(feature={
+        "input_ids": _int64_feature(input_ids + padding),
+        "input_mask": _int64_feature(input_mask + padding),
+        "segment_ids": _int64_feature(segment_ids + padding),
+    }))
+
+
+def _int64_feature(values: List[int]) -> tf.train.Feature:
+  return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+
+def _is_remote(path: str) -> bool:
+  return "://" in path
+
+
+def listdir(path: str) -> List[str]:
+  """Entry names of a directory (local, or any TF filesystem URL)."""
+  return tf.io.gfile.listdir(path) if _is_remote(path) else os.listdir(path)
+
+
+def read_lines(path: str) -> Iterator[str]:
+  """Yields the lines of a text file the way the original's TF text reader does.
+
+  Lines are split on "\\n" only, every "\\r" byte is dropped, and each line
+  is decoded as strict UTF-8 (spec: data.md §1.1).
+
+  Args:
+    path: the file (local, or any TF filesystem URL).
+
+  Yields:
+    Each line, including its trailing "\\n" if present.
+
+  Raises:
+    CorpusError: invalid UTF-8, naming the file, line and byte offset (the
+      original aborted the worker with a bare UnicodeDecodeError).
+  """
+  # (The TF file API drops "\r" itself, so remote offsets count without them.)
+  opener = tf.io.gfile.GFile if _is_remote(path) else open
+  offset = 0
+  with opener(path, "rb") as f:
+    for line_no, raw in enumerate(f, 1):
+      data = raw.replace(b"\r", b"") if b"\r" in raw else raw
+      try:
+        text = data.decode("utf-8")
+      except UnicodeDecodeError as e:
+        position = offset + _raw_index(raw, e.start)
+        raise CorpusError(
+            f"{path}: invalid UTF-8 byte 0x{data[e.start]:02x} at byte offset {position} "
+            f"(line {line_no}): {e.reason}. Corpus files must be UTF-8 text; re-encode "
+            "the file (e.g. iconv -f latin1 -t utf-8) or remove it.") from None
+      offset += len(raw)
+      yield text
+
+
+def _raw_index(raw: bytes, index: int) -> int:
+  """Position in `raw` of byte `index` of `raw` with every "\\r" removed."""
+  kept = -1
+  for position, byte in enumerate(raw):
+    if byte != 0x0D:
+      kept += 1
+      if kept == index:
+        return position
+  return len(raw)
+
+
+class ExampleWriter:
+  """Writes the examples of one worker round-robin into the shards it owns.
+
+  The worker owns shard `i` (of `num_out_files`) when
+  `i % num_jobs == job_id`; example number c goes to its c-th shard modulo
+  the number it owns (spec: cli.md §1, data.md §1.5).
+
+  Args:
+    job_id: int. This worker's id in [0, num_jobs).
+    vocab_file: path of the WordPiece vocabulary.
+    output_dir: directory for the shards (must exist).
+    max_seq_length: int. Tokens per example.
+    num_jobs: int. Number of workers.
+    blanks_separate_docs: bool. Whether blank lines end documents.
+    do_lower_case: bool. Lower-case the text.
+    num_out_files: int. Total number of shards over all workers.
+    strip_accents: bool. Strip accents (only when lower-casing).
+    rng: random source shared with the worker's shuffles; None uses the
+      global `random`.
+
+  Raises:
+    FileNotFoundError / ValueError: unusable vocabulary or max_seq_length.
+    ValueError: this job owns no shard (num_jobs > num_out_files).
+  """
+
+  def __init__(self, job_id: int, vocab_file: str, output_dir: str, max_seq_length: int,
+               num_jobs: int, blanks_separate_docs: bool, do_lower_case: bool,
+               num_out_files: int = NUM_OUT_FILES, strip_accents: bool = True,
+               rng: Optional[Rng] = None):
+    self._blanks_separate_docs = blanks_separate_docs
+    tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case,
+                                           strip_accents=strip_accents)
+    self._example_builder = ExampleBuilder(tokenizer, max_seq_length, rng=rng)
+    shard_ids = [i for i in range(num_out_files) if i % num_jobs == job_id]
+    if not shard_ids:
+      raise ValueError(f"Job {job_id} of {num_jobs} owns none of the {num_out_files} output "
+                       "files; use at most that many processes.")
+    _raise_open_file_limit(len(shard_ids) + 64)
+    self._writers = [
+        tf.io.TFRecordWriter(os.path.join(output_dir, SHARD_NAME.format(i, num_out_files)))
+        for i in shard_ids]
+    self.n_written = 0
+
+  def write_examples(self, input_file: str) -> None:
+    """Writes the examples of one text file; the file always ends a document.
+
+    Args:
+      input_file: path of a UTF-8 text file.
+
+    Raises:
+      CorpusError: the file is not valid UTF-8.
+      OSError: the file cannot be read.
+    """
+    for line in read_lines(input_file):
+      line = line.strip()
+      if line or self._blanks_separate_docs:
+        self._write(self._example_builder.add_line(line))
+    self._write(self._example_builder.add_line(""))  # Flush: examples never span files.
+
+  def _write(self, example: Optional[tf.train.Example]) -> None:
+    if example is not None:
+      self._writers[self.n_written % len(self._writers)].write(example.SerializeToString())
+      self.n_written += 1
+
+  def finish(self) -> None:
+    """Closes every shard."""
+    for writer in self._writers:
+      writer.close()
+
+
+def _raise_open_file_limit(needed: int) -> None:
+  """Lifts the soft open-file limit towards the hard one (1000 shards stay open)."""
+  try:
+    import resource
+  except ImportError:  # Not on POSIX: nothing to do.
+    return
+  soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+  if soft != resource.RLIM_INFINITY and soft < needed:
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+# --- Worker plumbing, shared with build_openwebtext_pretraining_dataset.py ---
+
+
+def job_rng(seed: Optional[int], job_id: int) -> Rng:
+  """The worker's random source: `random.Random(seed + job_id)`, or the global one.
+
+  A `random.Random(S)` draws exactly what the global generator draws after
+  `random.seed(S)`, so a seeded run equals the original run under that seed.
+  """
+  return random if seed is None else random.Random(seed + job_id)
+
+
+def job_files(sorted_names: Sequence[str], job_id: int, num_jobs: int) -> List[str]:
+  """The names whose index in the sorted list is `job_id` modulo `num_jobs`."""
+  return [name for i, name in enumerate(sorted_names) if i % num_jobs == job_id]
+
+
+def job_logger(job_id: int) -> Callable[[str], None]:
+  """`log(msg)` printing `Job <id>: <msg>` to stdout, as the original."""
+  def log(message: str) -> None:
+    print(f"Job {job_id}: {message}", flush=True)
+  return log
+
+
+def progress_message(file_no: int, num_files: int, start_time: float, n_written: int) -> str:
+  """The original's progress line (cli.md §1); ETA = remaining / rate, truncated."""
+  elapsed = max(time.time() - start_time, 1e-9)  # The original divides by it.
+  return (f"processed {file_no}/{num_files} files ({100.0 * file_no / num_files:.1f}%), "
+          f"ELAPSED: {int(elapsed)}s, ETA: {int((num_files - file_no) / (file_no / elapsed))}s, "
+          f"{n_written} examples written")
+
+
+def _run_job(worker: Worker, job_id: int, args: argparse.Namespace, shard_dir: str) -> None:
+  """Child-process entry: one clear error line and exit code 1 on bad input."""
+  try:
+    worker(job_id, args, shard_dir)
+  except (ValueError, OSError, tf.errors.OpError) as e:
+    print(f"Job {job_id}: error: {e}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def run_jobs(worker: Worker, args: argparse.Namespace, shard_dir: str) -> None:
+  """Runs `worker(job_id, args, shard_dir)` for every job id.
+
+  One process: in-process, like the original. Several: one `spawn`
+  process per job (TensorFlow is not fork-safe once its runtime started; the
+  original used the platform default, fork on Linux).
+
+  Raises:
+    JobsFailedError: a worker process exited with a non-zero code.
+  """
+  if args.num_processes == 1:
+    worker(0, args, shard_dir)
+    return
+  context = multiprocessing.get_context("spawn")
+  processes = [context.Process(target=_run_job, args=(worker, job_id, args, shard_dir))
+               for job_id in range(args.num_processes)]
+  try:
+    for process in processes:
+      process.start()
+    for process in processes:
+      process.join()
+  except BaseException:
+    for process in processes:
+      if process.is_alive():
+        process.terminate()
+        process.join()
+    raise
+  failed = [f"job {job_id} (exit code {process.exitcode})"
+            for job_id, process in enumerate(processes) if process.exitcode != 0]
+  if failed:
+    raise JobsFailedError(f"{', '.join(failed)} failed; see the messages above. No "
+                          "output was kept.")
+
+
+def build_shards(worker: Worker, args: argparse.Namespace, output_dir: str) -> None:
+  """Re-creates `output_dir`, runs the workers into a staging dir, renames it into place.
+
+  The output dir is deleted and re-created empty at start, as in the
+  original; the shards go to `<output_dir>.incomplete`, which replaces the
+  empty output dir only after every worker succeeded. On failure the staging
+  dir is removed and the output dir stays empty.
+  """
+  output_dir = os.path.normpath(output_dir)
+  staging_dir = output_dir + INCOMPLETE_SUFFIX
+  utils.rmkdir(output_dir)
+  utils.rmkdir(staging_dir)
+  try:
+    run_jobs(worker, args, staging_dir)
+    os.replace(staging_dir, output_dir)  # Atomic: output_dir is still empty.
+  except BaseException:
+    utils.rmrf(staging_dir)
+    raise
+
+
+def check_output_dir(output_dir: str, protected: Sequence[str]) -> None:
+  """Refuses an output dir whose deletion would delete anything but old shards.
+
+  The original deletes the output dir unconditionally; a mistyped path (the
+  corpus, the home directory) would be lost, so only a directory holding
+  nothing but `pretrain_data.tfrecord-*` shards is deleted.
+
+  Raises:
+    ValueError: `output_dir` is remote, is or contains a protected input, or
+      holds other entries.
+  """
+  if _is_remote(output_dir):
+    raise ValueError(f"Output directory {output_dir}: only local directories are "
+                     "supported (shards are staged and renamed into place).")
+  out = os.path.realpath(output_dir)
+  for path in protected:
+    inside = path if _is_remote(path) else os.path.realpath(path)
+    if inside == out or inside.startswith(out + os.sep):
+      raise ValueError(f"Output directory {output_dir} would be deleted and re-created, "
+                       f"but it contains the input {path}; choose another --output-dir.")
+  if os.path.isdir(output_dir):
+    others = sorted(name for name in os.listdir(output_dir)
+                    if not name.startswith(SHARD_NAME.split("-")[0] + "-"))
+    if others:
+      raise ValueError(f"Output directory {output_dir} holds entries that are not "
+                       f"pre-training shards (e.g. {others[0]}); it would be deleted and "
+                       "re-created, so remove it yourself or choose a new --output-dir.")
+  elif os.path.exists(output_dir):
+    raise ValueError(f"Output directory {output_dir} exists and is not a directory.")
+
+
+def check_common_args(args: argparse.Namespace) -> None:
+  """Checks --max-seq-length and --num-processes.
+
+  Raises:
+    ValueError: a value out of range.
+  """
+  if args.max_seq_length < MIN_SEQ_LENGTH:
+    raise ValueError(f"--max-seq-length must be at least {MIN_SEQ_LENGTH}, got "
+                     f"{args.max_seq_length}.")
+  if not 1 <= args.num_processes <= NUM_OUT_FILES:
+    raise ValueError(f"--num-processes must be in [1, {NUM_OUT_FILES}] (each process owns "
+                     f"some of the {NUM_OUT_FILES} shards), got {args.num_processes}.")
+
+
+def check_vocab(vocab_file: str) -> None:
+  """Loads the vocab once up front so that a bad one fails before anything is deleted."""
+  vocab = tokenization.load_vocab(vocab_file)
+  tokenization.validate_special_tokens(vocab, REQUIRED_TOKENS, vocab_file)
+
+
+def check_input_files(directory: str, what: str) -> List[str]:
+  """Lists `directory` and checks every entry is a readable file.
+
+  Returns:
+    The sorted entry names.
+
+  Raises:
+    FileNotFoundError: the directory does not exist.
+    ValueError: it is not a directory, is empty, or holds a sub-directory.
+  """
+  if _is_remote(directory):
+    if not tf.io.gfile.isdir(directory):
+      raise FileNotFoundError(f"{what} {directory} does not exist or is not a directory.")
+    names = sorted(listdir(directory))
+  else:
+    if not os.path.exists(directory):
+      raise FileNotFoundError(f"{what} {directory} does not exist.")
+    if not os.path.isdir(directory):
+      raise ValueError(f"{what} {directory} is not a directory; pass the directory that "
+                       "holds the text files.")
+    names = sorted(os.listdir(directory))
+    for name in names:
+      path = os.path.join(directory, name)
+      if os.path.isdir(path):
+        raise ValueError(f"{what} {directory} contains the directory {name}; every entry "
+                         "is read as a file (no recursion), so move it out.")
+      if not os.access(path, os.R_OK):
+        raise ValueError(f"{path} is not readable (permissions or a broken link); fix or "
+                         "remove it.")
+  if not names:
+    raise ValueError(f"{what} {directory} is empty; nothing to build.")
+  return names
+
+
+def add_tokenizer_args(parser: argparse.ArgumentParser) -> None:
+  """--max-seq-length, --num-processes, casing/accent toggles and --seed."""
+  parser.add_argument("--max-seq-length", default=128, type=int,
+                      help="Number of tokens per example, [CLS]/[SEP] included.")
+  parser.add_argument("--num-processes", default=1, type=int,
+                      help="Parallelize across multiple processes.")
+  parser.add_argument("--do-lower-case", dest="do_lower_case", action="store_true",
+                      help="Lower case input text.")
+  parser.add_argument("--no-lower-case", dest="do_lower_case", action="store_false",
+                      help="Don't lower case input text.")
+  parser.add_argument("--do-strip-accents", dest="strip_accents", action="store_true",
+                      help="Strip accents (only when lower-casing).")
+  parser.add_argument("--no-strip-accents", dest="strip_accents", action="store_false",
+                      help="Don't strip accents.")
+  parser.add_argument("--seed", default=None, type=int,
+                      help="Seed Python's random for reproducible output: worker j uses "
+                           "seed + j. Without it the output differs run to run, as in the "
+                           "original.")
+  parser.set_defaults(do_lower_case=True, strip_accents=True)
+
+
+_FALSE_LOOKING = ("false", "f", "no", "n", "off", "0")
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+  """Parses the command line (flags and defaults of the original, plus --seed)."""
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--corpus-dir", required=True,
+                      help="Location of pre-training text files.")
+  parser.add_argument("--vocab-file", required=True,
+                      help="Location of vocabulary file.")
+  parser.add_argument("--output-dir", required=True,
+                      help="Where to write out the tfrecords (deleted and re-created).")
+  # Quirk kept (cli.md Quirks): the original declares type=bool, so any
+  # non-empty string, "False" included, means True; only "" gives False.
+  parser.add_argument("--blanks-separate-docs", default=True, type=str, metavar="BOOL",
+                      help="Whether blank lines indicate document boundaries. As in the "
+                           "original any non-empty value means True; pass '' for False.")
+  add_tokenizer_args(parser)
+  args = parser.parse_args(argv)
+  raw = args.blanks_separate_docs
+  if isinstance(raw, str):
+    args.blanks_separate_docs = bool(raw)
+    if raw.strip().lower() in _FALSE_LOOKING:
+      print(f"warning: --blanks-separate-docs {raw!r} means True (like the original, any "
+            "non-empty value is True); pass --blanks-separate-docs '' for False.",
+            file=sys.stderr)
+  return args
+
+
+def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> None:
+  """One worker: writes its share of the corpus files into its shards (cli.md §1)."""
+  log = job_logger(job_id)
+  rng = job_rng(args.seed, job_id)
+  log("Creating example writer")
+  example_writer = ExampleWriter(
+      job_id=job_id, vocab_file=args.vocab_file, output_dir=shard_dir,
+      max_seq_length=args.max_seq_length, num_jobs=args.num_processes,
+      blanks_separate_docs=args.blanks_separate_docs, do_lower_case=args.do_lower_case,
+      strip_accents=args.strip_accents, rng=rng)
+  log("Writing tf examples")
+  fnames = job_files(sorted(listdir(args.corpus_dir)), job_id, args.num_processes)
+  rng.shuffle(fnames)
+  start_time = time.time()
+  try:
+    for file_no, fname in enumerate(fnames):
+      if file_no > 0:
+        log(progress_message(file_no, len(fnames), start_time, example_writer.n_written))
+      example_writer.write_examples(os.path.join(args.corpus_dir, fname))
+  finally:
+    example_writer.finish()
+  log("Done!")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+  """Builds the dataset; returns the exit code (1 with one error line on bad input)."""
+  args = parse_args(argv)
+  try:
+    check_common_args(args)
+    check_input_files(args.corpus_dir, "Corpus directory")
+    check_vocab(args.vocab_file)
+    check_output_dir(args.output_dir, [args.corpus_dir, args.vocab_file])
+    build_shards(write_examples, args, args.output_dir)
+  except (ValueError, OSError, JobsFailedError, tf.errors.OpError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 1
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,456 @@
+"""BERT WordPiece tokenization: `FullTokenizer` = `BasicTokenizer` + `WordpieceTokenizer`.
+
+Behaviour is exactly the original's (spec: data.md §2); only the speed differs:
+per-character decisions are memoized in `str.translate` tables, plain
+alphanumeric words skip the punctuation scan, the longest-match search never
+tries a substring longer than the longest vocabulary entry, and the pieces of
+each whitespace-separated token are cached. None of these changes an output
+(the tests compare with a literal transcription of the spec).
+
+Example:
+  >>> tokenizer = FullTokenizer("data/vocab/uncased_vocab.txt")
+  >>> tokenizer.tokenize("Unaffable Héllo!")
+  ['una', '##ffa', '##ble', 'hello', '!']
+"""
+from __future__ import annotations
+
+import collections
+import os
+import unicodedata
+from typing import Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
+
+# Code-point ranges of the "CJK Unified Ideographs" blocks and their
+# extensions and compatibility blocks (spec: data.md §2.3 step 3). Hangul,
+# Hiragana and Katakana are deliberately absent: they are written with spaces.
+CJK_RANGES: Tuple[Tuple[int, int], ...] = (
+    (0x4E00, 0x9FFF),
+    (0x3400, 0x4DBF),
+    (0x20000, 0x2A6DF),
+    (0x2A700, 0x2B73F),
+    (0x2B740, 0x2B81F),
+    (0x2B820, 0x2CEAF),
+    (0xF900, 0xFAFF),
+    (0x2F800, 0x2FA1F),
+)
+
+# ASCII code points treated as punctuation although some are not in a Unicode
+# P* category (e.g. "$", "^", "`", "+", "<"): every printable non-alphanumeric
+# ASCII character (spec: data.md §2.3 step 5).
+_ASCII_PUNCTUATION_RANGES = ((33, 47), (58, 64), (91, 96), (123, 126))
+
+# Words a tokenizer cache remembers before it is emptied (bounds memory on
+# huge corpora; natural text re-uses a small set of words).
+_CACHE_SIZE = 1 << 18
+
+
+def convert_to_unicode(text) -> str:
+  """Returns `text` as `str`: str unchanged, bytes decoded UTF-8 ignoring errors.
+
+  Args:
+    text: str or bytes.
+
+  Returns:
+    The text as a Python string.
+
+  Raises:
+    ValueError: `text` is neither str nor bytes.
+  """
+  if isinstance(text, str):
+    return text
+  if isinstance(text, bytes):
+    return text.decode("utf-8", "ignore")
+  raise ValueError(f"Unsupported string type: {type(text)}")
+
+
+def _read_vocab_bytes(vocab_file: str) -> bytes:
+  """Reads the whole vocab file; local paths via `open`, URLs via the TF file API."""
+  if "://" in vocab_file:
+    import tensorflow as tf  # Only needed for gs:// and other TF filesystems.
+    if not tf.io.gfile.exists(vocab_file):
+      raise FileNotFoundError(f"Vocab file {vocab_file} does not exist; pass --vocab-file "
+                              "with a WordPiece vocabulary (one token per line).")
+    with tf.io.gfile.GFile(vocab_file, "rb") as f:
+      return f.read()
+  if not os.path.exists(vocab_file):
+    raise FileNotFoundError(f"Vocab file {vocab_file} does not exist; pass the path of a "
+                            "WordPiece vocabulary (one token per line), e.g. "
+                            "data/vocab/uncased_vocab.txt.")
+  if os.path.isdir(vocab_file):
+    raise ValueError(f"Vocab file {vocab_file} is a directory; pass the vocab.txt file "
+                     "inside it.")
+  with open(vocab_file, "rb") as f:
+    return f.read()
+
+
+def load_vocab(vocab_file: str) -> "collections.OrderedDict[str, int]":
+  """Loads a WordPiece vocabulary: token -> 0-based line index (spec: data.md §2.1).
+
+  Like the original's TF text-mode reader: every "\\r" byte is dropped, lines
+  are split on "\\n" only and decoded as strict UTF-8, each line is stripped.
+  A duplicated token keeps its later index; an empty line is the token "".
+
+  Args:
+    vocab_file: path of the vocabulary file (local or any TF filesystem URL).
+
+  Returns:
+    OrderedDict mapping token to id, in file order.
+
+  Raises:
+    FileNotFoundError: the file does not exist.
+    ValueError: the file is empty or a line is not valid UTF-8 (the message
+      names the file, the line and the byte offset).
+  """
+  data = _read_vocab_bytes(vocab_file).replace(b"\r", b"")
+  lines = data.split(b"\n")
+  if lines[-1] == b"":  # A final "\n" ends the last line; it does not start a new one.
+    lines.pop()
+  if not lines:
+    raise ValueError(f"Vocab file {vocab_file} is empty; it must hold one WordPiece token "
+                     "per line.")
+  vocab: "collections.OrderedDict[str, int]" = collections.OrderedDict()
+  for index, line in enumerate(lines):
+    try:
+      token = line.decode("utf-8")
+    except UnicodeDecodeError as e:
+      raise ValueError(
+          f"Vocab file {vocab_file}, line {index + 1}: invalid UTF-8 byte "
+          f"0x{line[e.start]:02x} at byte {e.start} of the line ({e.reason}); the vocab "
+          "must be UTF-8 text with one token per line.") from None
+    vocab[token.strip()] = index
+  return vocab
+
+
+def validate_special_tokens(vocab: Mapping[str, int], tokens: Sequence[str],
+                            vocab_file: str) -> None:
+  """Raises a ValueError naming `vocab_file` if any of `tokens` is missing.
+
+  Args:
+    vocab: token -> id mapping from `load_vocab`.
+    tokens: tokens that must be present, e.g. ("[CLS]", "[SEP]").
+    vocab_file: where `vocab` came from (named in the message).
+
+  Raises:
+    ValueError: listing the missing tokens.
+  """
+  missing = [token for token in tokens if token not in vocab]
+  if missing:
+    raise ValueError(
+        f"Vocab file {vocab_file} has no line for {', '.join(missing)} (needed: "
+        f"{', '.join(tokens)}); use a BERT WordPiece vocabulary, whose special tokens "
+        "are lines of their own (uncased: [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103).")
+
+
+def convert_by_vocab(vocab: Mapping, items: Iterable) -> List:
+  """Maps every item through `vocab` (plain dict lookup; a missing key raises KeyError)."""
+  return [vocab[item] for item in items]
+
+
+def convert_tokens_to_ids(vocab: Mapping[str, int], tokens: Iterable[str]) -> List[int]:
+  return convert_by_vocab(vocab, tokens)
+
+
+def convert_ids_to_tokens(inv_vocab: Mapping[int, str], ids: Iterable[int]) -> List[str]:
+  return convert_by_vocab(inv_vocab, ids)
+
+
+def whitespace_tokenize(text: str) -> List[str]:
+  """Strips `text` and splits it with Python's `str.split()` (empty -> [])."""
+  text = text.strip()
+  if not text:
+    return []
+  return text.split()
+
+
+def _is_whitespace(char: str) -> bool:
+  """Space, tab, newline, carriage return or a Unicode space separator (Zs)."""
+  if char in (" ", "\t", "\n", "\r"):
+    return True
+  return unicodedata.category(char) == "Zs"
+
+
+def _is_control(char: str) -> bool:
+  """Unicode category C* (Cc, Cf, Cn, Co, Cs), except tab/newline/CR (whitespace)."""
+  if char in ("\t", "\n", "\r"):
+    return False
+  return unicodedata.category(char).startswith("C")
+
+
+def _is_punctuation(char: str) -> bool:
+  """Printable non-alphanumeric ASCII or any Unicode P* character."""
+  cp = ord(char)
+  for low, high in _ASCII_PUNCTUATION_RANGES:
+    if low <= cp <= high:
+      return True
+  return unicodedata.category(char).startswith("P")
+
+
+def _is_chinese_char(cp: int) -> bool:
+  """Whether code point `cp` lies in one of `CJK_RANGES`."""
+  for low, high in CJK_RANGES:
+    if low <= cp <= high:
+      return True
+  return False
+
+
+def _clean_char(char: str) -> str:
+  """The clean step for one char: "" (dropped), " " (whitespace) or the char."""
+  cp = ord(char)
+  if cp == 0 or cp == 0xFFFD or _is_control(char):
+    return ""
+  if _is_whitespace(char):
+    return " "
+  return char
+
+
+def _pad_chinese_char(char: str) -> str:
+  """The CJK step for one char: " c " for a CJK ideograph, else the char."""
+  return f" {char} " if _is_chinese_char(ord(char)) else char
+
+
+def _clean_and_pad_char(char: str) -> str:
+  """Both steps at once (a CJK ideograph is never control or whitespace)."""
+  cleaned = _clean_char(char)
+  return _pad_chinese_char(char) if cleaned == char else cleaned
+
+
+class _TranslationTable(dict):
+  """A `str.translate` table that computes and memoizes each code point's entry."""
+
+  def __init__(self, char_fn: Callable[[str], str]):
+    super().__init__()
+    self._char_fn = char_fn
+
+  def __missing__(self, cp: int) -> str:
+    value = self._char_fn(chr(cp))
+    self[cp] = value
+    return value
+
+
+class _CharPredicate(dict):
+  """A memoized per-character predicate (char -> bool)."""
+
+  def __init__(self, predicate: Callable[[str], bool]):
+    super().__init__()
+    self._predicate = predicate
+
+  def __missing__(self, char: str) -> bool:
+    value = self._predicate(char)
+    self[char] = value
+    return value
+
+
+class BasicTokenizer:
+  """Cleaning, CJK splitting, lower-casing, accent stripping, punctuation splitting.
+
+  Spec: data.md §2.3. The steps are public methods (`clean_text`,
+  `tokenize_chinese_chars`, `run_strip_accents`, `run_split_on_punc`) because
+  the tagging task's per-word routine reuses them (data.md §4.4). Accents are
+  stripped only when lower-casing (the original ties `strip_accents` to
+  `do_lower_case`). Special tokens such as "[CLS]" in raw text are not
+  protected: they become "[", "cls", "]".
+
+  Args:
+    do_lower_case: bool. Lower-case every token (Python `str.lower`).
+    strip_accents: bool. When lower-casing, NFD-normalize and drop
+      non-spacing marks (category Mn).
+  """
+
+  def __init__(self, do_lower_case: bool = True, strip_accents: bool = True):
+    self.do_lower_case = do_lower_case
+    self.strip_accents = strip_accents
+    self._clean_table = _TranslationTable(_clean_char)
+    self._cjk_table = _TranslationTable(_pad_chinese_char)
+    self._clean_and_cjk_table = _TranslationTable(_clean_and_pad_char)
+    self._is_punct = _CharPredicate(_is_punctuation)
+
+  def tokenize(self, text) -> List[str]:
+    """Splits `text` (str or UTF-8 bytes) into basic tokens.
+
+    Args:
+      text: the raw text.
+
+    Returns:
+      The list of tokens (no empty strings).
+    """
+    split_tokens: List[str] = []
+    for token in self.whitespace_tokens(text):
+      split_tokens.extend(self.normalize_and_split(token))
+    return whitespace_tokenize(" ".join(split_tokens))
+
+  def whitespace_tokens(self, text) -> List[str]:
+    """Steps 1-4: convert, clean, pad CJK ideographs, split on whitespace."""
+    # One `translate` pass equal to tokenize_chinese_chars(clean_text(text)).
+    return whitespace_tokenize(convert_to_unicode(text).translate(self._clean_and_cjk_table))
+
+  def normalize_and_split(self, token: str) -> List[str]:
+    """Step 5 for one whitespace token: lower-case/strip accents, split on punctuation."""
+    if self.do_lower_case:
+      token = token.lower()
+      if self.strip_accents:
+        token = self.run_strip_accents(token)
+    return self.run_split_on_punc(token)
+
+  def clean_text(self, text: str) -> str:
+    """Drops NUL, U+FFFD and control chars; maps each whitespace char to one space."""
+    return text.translate(self._clean_table)
+
+  def tokenize_chinese_chars(self, text: str) -> str:
+    """Surrounds every CJK ideograph (see `CJK_RANGES`) with spaces."""
+    return text.translate(self._cjk_table)
+
+  def run_strip_accents(self, text: str) -> str:
+    """NFD-normalizes `text` and removes non-spacing marks (category Mn)."""
+    if text.isascii():  # NFD leaves ASCII unchanged and ASCII has no Mn.
+      return text
+    text = unicodedata.normalize("NFD", text)
+    return "".join(char for char in text if unicodedata.category(char) != "Mn")
+
+  def run_split_on_punc(self, text: str) -> List[str]:
+    """Makes every punctuation char its own piece; other runs stay together."""
+    if text.isalnum():  # Letters and digits are never punctuation (tested).
+      return [text] if text else []
+    is_punct = self._is_punct
+    pieces: List[str] = []
+    start = 0
+    for i, char in enumerate(text):
+      if is_punct[char]:
+        if start < i:
+          pieces.append(text[start:i])
+        pieces.append(char)
+        start = i + 1
+    if start < len(text):
+      pieces.append(text[start:])
+    return pieces
+
+
+class WordpieceTokenizer:
+  """Greedy longest-match-first WordPiece (spec: data.md §2.4).
+
+  A word longer than `max_input_chars_per_word` characters, or one with a
+  position where no vocabulary piece matches, becomes a single `unk_token`
+  (pieces already found are discarded). The vocabulary must not be changed
+  after construction (results are cached per word).
+
+  Args:
+    vocab: token -> id mapping (continuation pieces start with "##").
+    unk_token: str. The token emitted for an unknown word.
+    max_input_chars_per_word: int. Longer words become `unk_token`.
+  """
+
+  def __init__(self, vocab: Mapping[str, int], unk_token: str = "[UNK]",
+               max_input_chars_per_word: int = 200):
+    self.vocab = vocab
+    self.unk_token = unk_token
+    self.max_input_chars_per_word = max_input_chars_per_word
+    # No substring longer than the longest entry can match, so the search
+    # starts there instead of at the end of the word.
+    self._max_token_chars = max((len(token) for token in vocab), default=0)
+    self._cache: Dict[str, Tuple[str, ...]] = {}
+
+  def tokenize(self, text) -> List[str]:
+    """WordPiece-tokenizes each whitespace-separated token of `text`.
+
+    Args:
+      text: str or UTF-8 bytes, normally already passed through `BasicTokenizer`.
+
+    Returns:
+      The list of word pieces.
+    """
+    output: List[str] = []
+    for token in whitespace_tokenize(convert_to_unicode(text)):
+      output.extend(self.tokenize_word(token))
+    return output
+
+  def tokenize_word(self, word: str) -> Tuple[str, ...]:
+    """The pieces of one whitespace-free word (cached)."""
+    pieces = self._cache.get(word)
+    if pieces is None:
+      pieces = self._greedy_longest_match(word)
+      if len(self._cache) >= _CACHE_SIZE:
+        self._cache.clear()
+      self._cache[word] = pieces
+    return pieces
+
+  def _greedy_longest_match(self, word: str) -> Tuple[str, ...]:
+    """Uncached longest-match-first split of `word`."""
+    length = len(word)
+    if length > self.max_input_chars_per_word:
+      return (self.unk_token,)
+    vocab = self.vocab
+    pieces = []
+    start = 0
+    while start < length:
+      if start == 0:
+        end = min(length, self._max_token_chars)
+      else:
+        end = min(length, start + self._max_token_chars - 2)  # "##" takes 2 chars.
+      while end > start:
+        piece = word[start:end] if start == 0 else "##" + word[start:end]
+        if piece in vocab:
+          break
+        end -= 1
+      else:
+        return (self.unk_token,)
+      pieces.append(piece)
+      start = end
+    return tuple(pieces)
+
+
+class FullTokenizer:
+  """End-to-end BERT tokenizer: basic tokenization then WordPiece (spec: data.md §2.2).
+
+  Args:
+    vocab_file: path of the WordPiece vocabulary (one token per line).
+    do_lower_case: bool. Lower-case the text.
+    strip_accents: bool. Strip accents (only effective when lower-casing).
+
+  Raises:
+    FileNotFoundError: `vocab_file` does not exist.
+    ValueError: the vocabulary is empty, not UTF-8, or has no "[UNK]" line.
+  """
+
+  def __init__(self, vocab_file: str, do_lower_case: bool = True,
+               strip_accents: bool = True):
+    self.vocab_file = vocab_file
+    self.vocab = load_vocab(vocab_file)
+    validate_special_tokens(self.vocab, ("[UNK]",), vocab_file)
+    self.inv_vocab = {index: token for token, index in self.vocab.items()}
+    self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case,
+                                          strip_accents=strip_accents)
+    self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
+    self._cache: Dict[str, Tuple[str, ...]] = {}
+
+  def tokenize(self, text) -> List[str]:
+    """Returns the word pieces of `text` (str or UTF-8 bytes)."""
+    cache = self._cache
+    output: List[str] = []
+    for token in self.basic_tokenizer.whitespace_tokens(text):
+      pieces = cache.get(token)
+      if pieces is None:
+        pieces = self._tokenize_whitespace_token(token)
+        if len(cache) >= _CACHE_SIZE:
+          cache.clear()
+        cache[token] = pieces
+      output.extend(pieces)
+    return output
+
+  def _tokenize_whitespace_token(self, token: str) -> Tuple[str, ...]:
+    """Basic step 5 then WordPiece for one whitespace-free token.
+
+    Equal to running the two tokenizers on the token: lower-casing and NFD
+    never create whitespace (checked over all code points in the tests), so
+    the basic tokenizer's final re-split (step 6) is the identity here.
+    """
+    wordpiece = self.wordpiece_tokenizer.tokenize_word
+    pieces: List[str] = []
+    for piece in self.basic_tokenizer.normalize_and_split(token):
+      pieces.extend(wordpiece(piece))
+    return tuple(pieces)
+
+  def convert_tokens_to_ids(self, tokens: Iterable[str]) -> List[int]:
+    """Token -> id (KeyError for a token not in the vocabulary)."""
+    return convert_by_vocab(self.vocab, tokens)
+
+  def convert_ids_to_tokens(self, ids: Iterable[int]) -> List[str]:
+    """Id -> token (KeyError for an id not in the inverse vocabulary)."""
+    return convert_by_vocab(self.inv_vocab, ids)

@@ -1,0 +1,436 @@
+"""Tests of build_pretraining_dataset.py on real corpus slices (spec: data.md §1, cli.md §1).
+
+The seeded output is compared with `reference_examples`, an independent,
+compact transcription of data.md §1.1-1.4 and cli.md §1 (draw order included).
+"""
+import glob
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+import build_pretraining_dataset as bpd
+from model import tokenization
+from tests.conftest import REPO_ROOT, TEST_DATA
+
+CORPUS_SLICES = sorted(glob.glob(os.path.join(TEST_DATA, "corpus", "*.txt")))
+CLS, SEP = 101, 102
+PROGRESS = re.compile(r"Job (\d+): processed (\d+)/(\d+) files \((\d+\.\d)%\), ELAPSED: \d+s, "
+                      r"ETA: \d+s, (\d+) examples written")
+
+
+# --- helpers shared with the OpenWebText tests ---------------------------------
+
+
+def read_shards(output_dir, max_seq_length):
+  """{shard index: [(input_ids, input_mask, segment_ids), ...]} read back with tf.data."""
+  names = sorted(os.listdir(output_dir))
+  assert names == sorted(f"pretrain_data.tfrecord-{i}-of-1000" for i in range(1000))
+  paths = [os.path.join(output_dir, f"pretrain_data.tfrecord-{i}-of-1000") for i in range(1000)]
+  paths = [p for p in paths if os.path.getsize(p) > 0]
+  if not paths:
+    return {}
+  spec = {key: tf.io.FixedLenFeature([max_seq_length], tf.int64)
+          for key in ("input_ids", "input_mask", "segment_ids")}
+  # One pipeline of (file name, record) pairs, parsed in a single batch.
+  dataset = tf.data.Dataset.from_tensor_slices(paths).flat_map(
+      lambda path: tf.data.TFRecordDataset(path).map(lambda record: (path, record)))
+  files, serialized = next(iter(dataset.batch(1 << 20)))
+  parsed = tf.io.parse_example(serialized, spec)
+  assert all(t.dtype == tf.int64 and t.shape[1] == max_seq_length for t in parsed.values())
+  shards = {}
+  for row, (path, record) in enumerate(zip(files.numpy(), serialized.numpy())):
+    features = tf.train.Example.FromString(record).features.feature
+    assert sorted(features) == ["input_ids", "input_mask", "segment_ids"]
+    index = int(re.fullmatch(rb".*tfrecord-(\d+)-of-1000", path).group(1))
+    shards.setdefault(index, []).append(tuple(
+        parsed[key][row].numpy().tolist() for key in ("input_ids", "input_mask", "segment_ids")))
+  return shards
+
+
+def check_layout(record, max_seq_length):
+  """data.md §1.4: [CLS] A [SEP] (B [SEP]), segment ids, mask, zero padding."""
+  ids, mask, segments = record
+  n = sum(mask)
+  assert mask == [1] * n + [0] * (max_seq_length - n)
+  assert ids[n:] == [0] * (max_seq_length - n) and segments[n:] == [0] * (max_seq_length - n)
+  assert ids[0] == CLS and ids[n - 1] == SEP and 0 not in ids[:n]
+  seps = [i for i in range(n) if ids[i] == SEP]
+  assert len(seps) in (1, 2) and CLS not in ids[1:n]
+  first_sep = seps[0]
+  assert first_sep >= 2  # The first segment is never empty.
+  assert segments[:first_sep + 1] == [0] * (first_sep + 1)
+  assert segments[first_sep + 1:n] == [1] * (n - first_sep - 1)
+  a = ids[1:first_sep]
+  b = ids[first_sep + 1:n - 1]
+  assert len(seps) == 1 or len(b) > 0
+  return a, b
+
+
+def shard_order(num_processes, job_id):
+  return [i for i in range(1000) if i % num_processes == job_id]
+
+
+def distribute(examples, num_processes=1, job_id=0):
+  """Round-robin: the worker's c-th example goes to its (c mod #shards)-th shard."""
+  owned = shard_order(num_processes, job_id)
+  shards = {}
+  for c, example in enumerate(examples):
+    shards.setdefault(owned[c % len(owned)], []).append(example)
+  return shards
+
+
+class ReferenceBuilder:
+  """One worker's examples, drawing from `rng` as data.md §1.1-1.4 describe."""
+
+  def __init__(self, tokenizer, max_len, rng, blanks=True):
+    self.tokenizer, self.max_len, self.rng, self.blanks = tokenizer, max_len, rng, blanks
+    self.examples, self.sentences, self.target = [], [], max_len
+
+  def _create(self):
+    rng, max_len = self.rng, self.max_len
+    first_target = 100000 if rng.random() < 0.1 else (self.target - 3) // 2
+    a, b = [], []
+    for s in self.sentences:
+      if (not a or len(a) + len(s) < first_target or
+          (not b and len(a) < first_target and rng.random() < 0.5)):
+        a += s
+      else:
+        b += s
+    a = a[:max_len - 2]
+    b = b[:max(0, max_len - len(a) - 3)]
+    self.sentences = []
+    self.target = rng.randint(5, max_len) if rng.random() < 0.05 else max_len
+    ids = [CLS] + a + [SEP] + (b + [SEP] if b else [])
+    segments = [0] * (len(a) + 2) + [1] * (len(b) + 1 if b else 0)
+    pad = [0] * (max_len - len(ids))
+    self.examples.append((ids + pad, [1] * len(ids) + pad, segments + pad))
+
+  def _add(self, line):
+    if not line and sum(map(len, self.sentences)):
+      return self._create()
+    self.sentences.append(self.tokenizer.convert_tokens_to_ids(self.tokenizer.tokenize(line)))
+    if sum(map(len, self.sentences)) >= self.target:
+      self._create()
+
+  def add_file(self, path):
+    with open(path, "rb") as f:
+      lines = f.read().replace(b"\r", b"").decode("utf-8").split("\n")
+    if lines[-1] == "":
+      lines.pop()
+    for line in lines:
+      if line.strip() or self.blanks:
+        self._add(line.strip())
+    self._add("")  # Every file ends a document.
+
+
+def reference_examples(paths, tokenizer, max_len, rng, blanks=True):
+  builder = ReferenceBuilder(tokenizer, max_len, rng, blanks)
+  for path in paths:
+    builder.add_file(path)
+  return builder.examples
+
+
+def seeded_file_order(names, seed):
+  rng = random.Random(seed)
+  order = sorted(names)
+  rng.shuffle(order)
+  return order, rng
+
+
+# --- fixtures -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tokenizer(vocab_file):
+  return tokenization.FullTokenizer(vocab_file)
+
+
+@pytest.fixture
+def corpus_dir(tmp_path):
+  path = tmp_path / "corpus"
+  path.mkdir()
+  for src in CORPUS_SLICES:
+    shutil.copy(src, path)
+  return str(path)
+
+
+def build(corpus_dir, vocab_file, output_dir, *extra):
+  return bpd.main(["--corpus-dir", corpus_dir, "--vocab-file", vocab_file,
+                   "--output-dir", output_dir, *extra])
+
+
+# --- tests -----------------------------------------------------------------------
+
+
+def test_flags_and_defaults(capsys):
+  args = bpd.parse_args(["--corpus-dir", "c", "--vocab-file", "v", "--output-dir", "o"])
+  assert (args.max_seq_length, args.num_processes, args.blanks_separate_docs,
+          args.do_lower_case, args.strip_accents, args.seed) == (128, 1, True, True, True, None)
+  args = bpd.parse_args(["--corpus-dir", "c", "--vocab-file", "v", "--output-dir", "o",
+                         "--no-lower-case", "--no-strip-accents", "--max-seq-length", "64",
+                         "--num-processes", "3", "--seed", "7"])
+  assert (args.max_seq_length, args.num_processes, args.do_lower_case, args.strip_accents,
+          args.seed) == (64, 3, False, False, 7)
+  # Quirk kept (cli.md Quirks): type=bool, so "False" means True, with a warning.
+  args = bpd.parse_args(["--corpus-dir", "c", "--vocab-file", "v", "--output-dir", "o",
+                         "--blanks-separate-docs", "False"])
+  assert args.blanks_separate_docs is True
+  assert "--blanks-separate-docs 'False' means True" in capsys.readouterr().err
+  args = bpd.parse_args(["--corpus-dir", "c", "--vocab-file", "v", "--output-dir", "o",
+                         "--blanks-separate-docs", ""])
+  assert args.blanks_separate_docs is False
+  with pytest.raises(SystemExit):
+    bpd.parse_args(["--corpus-dir", "c"])
+
+
+def test_seeded_build_matches_reference(corpus_dir, vocab_file, tokenizer, tmp_path, capsys):
+  out = str(tmp_path / "out")
+  assert build(corpus_dir, vocab_file, out, "--max-seq-length", "37", "--seed", "11") == 0
+  assert sorted(os.listdir(tmp_path)) == ["corpus", "out"]  # No staging dir left.
+  shards = read_shards(out, 37)
+  order, rng = seeded_file_order(os.listdir(corpus_dir), 11)
+  expected = reference_examples([os.path.join(corpus_dir, n) for n in order], tokenizer, 37, rng)
+  assert len(expected) > 100
+  assert shards == distribute(expected)
+  # Round-robin over 1000 shards: fewer examples than shards -> shards 0..n-1.
+  assert sorted(shards) == list(range(len(expected)))
+  kinds = [len(check_layout(r, 37)[1]) > 0 for records in shards.values() for r in records]
+  assert kinds.count(False) > 0 and kinds.count(True) > 0  # Single and paired examples.
+  lines = capsys.readouterr().out.strip().split("\n")
+  assert lines[:2] == ["Job 0: Creating example writer", "Job 0: Writing tf examples"]
+  assert lines[-1] == "Job 0: Done!"
+  progress = [PROGRESS.fullmatch(line).groups() for line in lines[2:-1]]
+  assert [(p[1], p[2], p[3]) for p in progress] == [("1", "3", "33.3"), ("2", "3", "66.7")]
+  assert int(progress[-1][4]) < len(expected)
+
+
+def test_examples_come_from_one_file_in_document_order(corpus_dir, vocab_file, tokenizer,
+                                                       tmp_path):
+  out = str(tmp_path / "out")
+  assert build(corpus_dir, vocab_file, out, "--max-seq-length", "64") == 0  # Unseeded.
+  streams = []
+  for path in CORPUS_SLICES:
+    with open(path, encoding="utf-8") as f:
+      streams.append(tokenizer.convert_tokens_to_ids(tokenizer.tokenize(f.read())))
+  joined = [" " + " ".join(map(str, s)) + " " for s in streams]
+
+  def is_subsequence(part, stream):
+    it = iter(stream)
+    return all(token in it for token in part)
+
+  n_single = 0
+  for records in read_shards(out, 64).values():
+    for record in records:
+      a, b = check_layout(record, 64)
+      if not b:  # A single segment is a contiguous run of one file's tokens.
+        n_single += 1
+        needle = " " + " ".join(map(str, a)) + " "
+        assert sum(needle in s for s in joined) == 1
+      else:  # Both segments keep document order and come from the same file.
+        assert any(is_subsequence(a, s) and is_subsequence(b, s) for s in streams)
+  assert n_single > 0
+
+
+def test_unseeded_build_uses_global_random(corpus_dir, vocab_file, tmp_path):
+  seeded, unseeded = str(tmp_path / "seeded"), str(tmp_path / "unseeded")
+  assert build(corpus_dir, vocab_file, seeded, "--max-seq-length", "29", "--seed", "5") == 0
+  state = random.getstate()
+  try:
+    random.seed(5)  # The original's stream under random.seed(5).
+    assert build(corpus_dir, vocab_file, unseeded, "--max-seq-length", "29") == 0
+  finally:
+    random.setstate(state)
+  for i in range(1000):
+    name = f"pretrain_data.tfrecord-{i}-of-1000"
+    with open(os.path.join(seeded, name), "rb") as f1:
+      with open(os.path.join(unseeded, name), "rb") as f2:
+        assert f1.read() == f2.read(), name
+  # The same seed twice gives identical records; another seed does not.
+  again = str(tmp_path / "again")
+  assert build(corpus_dir, vocab_file, again, "--max-seq-length", "29", "--seed", "5") == 0
+  assert read_shards(again, 29) == read_shards(seeded, 29)
+  other = str(tmp_path / "other")
+  assert build(corpus_dir, vocab_file, other, "--max-seq-length", "29", "--seed", "6") == 0
+  assert read_shards(other, 29) != read_shards(seeded, 29)
+
+
+def test_blank_lines_ignored_and_options(corpus_dir, vocab_file, tmp_path):
+  out = str(tmp_path / "out")
+  assert build(corpus_dir, vocab_file, out, "--max-seq-length", "41", "--seed", "2",
+               "--blanks-separate-docs", "", "--no-lower-case") == 0
+  cased = tokenization.FullTokenizer(vocab_file, do_lower_case=False)
+  order, rng = seeded_file_order(os.listdir(corpus_dir), 2)
+  expected = reference_examples([os.path.join(corpus_dir, n) for n in order], cased, 41, rng,
+                                blanks=False)
+  assert read_shards(out, 41) == distribute(expected)
+  assert any(100 in ids for ids, _, _ in expected)  # Capitalized words -> [UNK].
+
+
+@pytest.mark.slow  # Two spawned workers, each importing TensorFlow.
+def test_two_processes_seed_each_worker(corpus_dir, vocab_file, tokenizer, tmp_path, capfd):
+  out = str(tmp_path / "out")
+  assert build(corpus_dir, vocab_file, out, "--max-seq-length", "33", "--seed", "100",
+               "--num-processes", "2") == 0
+  names = sorted(os.listdir(corpus_dir))
+  expected = {}
+  for job_id in range(2):
+    mine = bpd.job_files(names, job_id, 2)
+    assert mine == names[job_id::2]
+    order, rng = seeded_file_order(mine, 100 + job_id)
+    examples = reference_examples([os.path.join(corpus_dir, n) for n in order], tokenizer, 33,
+                                  rng)
+    expected.update(distribute(examples, 2, job_id))
+  assert read_shards(out, 33) == expected
+  output = capfd.readouterr().out
+  for job_id in range(2):
+    assert f"Job {job_id}: Creating example writer" in output
+    assert f"Job {job_id}: Done!" in output
+  assert PROGRESS.search(output).groups()[:4] == ("0", "1", "2", "50.0")
+
+
+def test_example_builder_draw_order_and_segments(tokenizer):
+  """data.md §1.3 with a scripted random source (exact calls and results)."""
+
+  class ScriptedRng:
+    def __init__(self, values):
+      self.values, self.calls = list(values), []
+
+    def random(self):
+      self.calls.append("random")
+      return self.values.pop(0)
+
+    def randint(self, low, high):
+      self.calls.append(f"randint({low},{high})")
+      return self.values.pop(0)
+
+  rng = ScriptedRng([0.5, 0.9, 0.01, 40])
+  builder = bpd.ExampleBuilder(tokenizer, 128, rng=rng)
+  the, of, and_, to = tokenizer.convert_tokens_to_ids(["the", "of", "and", "to"])
+  # first_target = (128 - 3) // 2 = 62. 50 -> A; 20 overflows -> coin 0.9 -> B;
+  # 5 fits (50 + 5 < 62) -> A again; 60 -> B without a coin (B non-empty).
+  assert builder.add_line("the " * 50) is None
+  assert builder.add_line("of " * 20) is None
+  assert builder.add_line("and " * 5) is None
+  example = builder.add_line("to " * 60)
+  assert rng.calls == ["random", "random", "random", "randint(5,128)"]
+  ids = list(example.features.feature["input_ids"].int64_list.value)
+  segments = list(example.features.feature["segment_ids"].int64_list.value)
+  # B is truncated to 128 - 55 - 3 = 70 tokens.
+  assert ids == [CLS] + [the] * 50 + [and_] * 5 + [SEP] + [of] * 20 + [to] * 50 + [SEP]
+  assert segments == [0] * 57 + [1] * 71
+  # The next target is 40 (randint), so 39 tokens wait and the 40th completes.
+  rng.values = [0.05, 0.2]  # 0.05 < 0.1: single segment; 0.2: target back to 128.
+  assert builder.add_line("the " * 39) is None
+  example = builder.add_line("of")
+  assert rng.calls[4:] == ["random", "random"]
+  ids = list(example.features.feature["input_ids"].int64_list.value)
+  assert ids[:42] == [CLS] + [the] * 39 + [of] + [SEP] and set(ids[42:]) == {0}
+  # Coin heads: an overflowing sentence joins A; then A >= target, so no coin.
+  rng.values, rng.calls = [0.3, 0.4, 0.9], []
+  builder.add_line("the " * 60)
+  example = builder.add_line("of " * 30 + "and " * 40)
+  assert rng.calls == ["random", "random", "random"]
+  ids = list(example.features.feature["input_ids"].int64_list.value)
+  assert ids == [CLS] + [the] * 60 + [of] * 30 + [and_] * 36 + [SEP]
+  # An empty line flushes a pending document; with nothing pending it is a no-op.
+  rng.values, rng.calls = [0.5, 0.9], []
+  assert builder.add_line("") is None and rng.calls == []
+  builder.add_line("to to")
+  example = builder.add_line("")
+  assert list(example.features.feature["input_mask"].int64_list.value) == [1] * 4 + [0] * 124
+
+
+def test_read_lines_newlines_and_invalid_utf8(tmp_path):
+  path = tmp_path / "f.txt"
+  path.write_bytes(b"a\rb\nc\r\n\xc3\xa9\n")  # A lone "\r" is not a line break.
+  assert list(bpd.read_lines(str(path))) == ["ab\n", "c\n", "\u00e9\n"]
+  path.write_bytes(b"ab\r\ncd\xffef\n")
+  with pytest.raises(bpd.CorpusError, match=re.escape(str(path)) +
+                     r": invalid UTF-8 byte 0xff at byte offset 6 \(line 2\)"):
+    list(bpd.read_lines(str(path)))
+
+
+def _run(corpus, vocab, out, *extra):
+  return bpd.main(["--corpus-dir", str(corpus), "--vocab-file", str(vocab),
+                   "--output-dir", str(out), *extra])
+
+
+def test_input_errors_leave_previous_output_alone(corpus_dir, vocab_file, tmp_path, capsys):
+  out = tmp_path / "out"
+  assert build(corpus_dir, vocab_file, str(out), "--max-seq-length", "16", "--seed", "1") == 0
+  before = sorted(os.listdir(out))
+  empty_dir = tmp_path / "empty"
+  empty_dir.mkdir()
+  nested = tmp_path / "nested"
+  (nested / "sub").mkdir(parents=True)
+  broken = tmp_path / "broken"
+  broken.mkdir()
+  os.symlink(str(tmp_path / "gone.txt"), str(broken / "a.txt"))
+  stray = tmp_path / "stray"
+  stray.mkdir()
+  (stray / "notes.txt").write_text("keep me")
+  bad_vocabs = {"empty.txt": b"", "latin1.txt": b"[UNK]\n[CLS]\nd\xe9j\xe0\n[SEP]\n",
+                "no_sep.txt": b"[UNK]\n[CLS]\nthe\n"}
+  for name, data in bad_vocabs.items():
+    (tmp_path / name).write_bytes(data)
+  cases = [
+      ((tmp_path / "missing", vocab_file, out), "does not exist"),
+      ((empty_dir, vocab_file, out), "is empty"),
+      ((nested, vocab_file, out), "contains the directory sub"),
+      ((broken, vocab_file, out), "a.txt is not readable"),
+      ((corpus_dir, tmp_path / "nope.txt", out), "nope.txt does not exist"),
+      ((corpus_dir, tmp_path / "empty.txt", out), "empty.txt is empty"),
+      ((corpus_dir, tmp_path / "latin1.txt", out), "latin1.txt, line 3: invalid UTF-8 byte 0xe9"),
+      ((corpus_dir, tmp_path / "no_sep.txt", out), r"no_sep.txt has no line for [SEP]"),
+      ((corpus_dir, vocab_file, corpus_dir), "contains the input"),
+      ((corpus_dir, vocab_file, stray), "holds entries that are not pre-training shards"),
+  ]
+  for (corpus, vocab, output), message in cases:
+    assert _run(corpus, vocab, output) == 1, message
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+  for flags, message in ((["--max-seq-length", "4"], "--max-seq-length must be at least 5"),
+                         (["--num-processes", "0"], "--num-processes must be in [1, 1000]")):
+    assert _run(corpus_dir, vocab_file, out, *flags) == 1
+    assert message in capsys.readouterr().err
+  assert sorted(os.listdir(out)) == before
+  assert os.listdir(stray) == ["notes.txt"]
+  assert sorted(os.listdir(corpus_dir)) == sorted(map(os.path.basename, CORPUS_SLICES))
+
+
+def test_invalid_utf8_corpus_file_fails_without_output(corpus_dir, vocab_file, tmp_path,
+                                                       capsys):
+  bad = os.path.join(corpus_dir, "zz_latin1.txt")
+  with open(bad, "wb") as f:
+    f.write("Fine first line.\n".encode("utf-8") + b"caf\xe9 au lait\n")
+  out = tmp_path / "out"
+  assert _run(corpus_dir, vocab_file, out, "--seed", "3") == 1
+  err = capsys.readouterr().err
+  assert f"{bad}: invalid UTF-8 byte 0xe9 at byte offset 20 (line 2)" in err
+  assert os.listdir(out) == [] and not os.path.exists(str(out) + ".incomplete")
+
+
+@pytest.mark.slow  # A subprocess and two spawned workers, each importing TensorFlow.
+def test_cli_subprocess_exit_codes_two_processes(corpus_dir, vocab_file, tmp_path):
+  """A worker failing in a child process makes the whole command fail (exit 1)."""
+  bad = os.path.join(corpus_dir, "zz_bad.txt")
+  with open(bad, "wb") as f:
+    f.write(b"ok\n\xff\n")
+  out = tmp_path / "out"
+  command = [sys.executable, os.path.join(REPO_ROOT, "build_pretraining_dataset.py"),
+             "--corpus-dir", corpus_dir, "--vocab-file", vocab_file, "--output-dir", str(out),
+             "--num-processes", "2", "--max-seq-length", "16"]
+  result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 1, result.stderr
+  # zz_bad.txt is the 4th sorted file, so job 1 owns it.
+  assert f"Job 1: error: {bad}: invalid UTF-8 byte 0xff at byte offset 3 (line 2)" in (
+      result.stderr)
+  assert "error: job 1 (exit code 1) failed" in result.stderr
+  assert "Job 0: Done!" in result.stdout
+  assert os.listdir(out) == [] and not os.path.exists(str(out) + ".incomplete")
