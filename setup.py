@@ -13,6 +13,7 @@ setup(
         "configure_pretraining", "configure_finetuning",
         "build_pretraining_dataset", "build_openwebtext_pretraining_dataset",
         "run_pretraining", "run_finetuning", "export_model", "flops_computation",
+        "convert_hf", "score_text",
     ],
     install_requires=[
         "tensorflow>=2.16",
@@ -22,5 +23,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-xdist"],
+        # Optional: only used to cross-check our own numpy safetensors reader/writer.
+        "hf": ["safetensors"],
     },
 )

@@ -6,7 +6,15 @@ Glossary (one name per concept, used across the code base):
   segment_ids   int32 [B, S]  token-type ids (0 first segment, 1 second).
   masked_lm_positions/ids/weights  [B, P]  masking outputs (pretrain_helpers).
   hidden_size H, embedding_size E, vocab_size V, max_seq_length S,
-  num_attention_heads N, head size D = H / N, predictions per sequence P.
+  num_attention_heads N, head size D = H / N, intermediate_size I,
+  predictions per sequence P, batch size B.
+  compute dtype  float32, or bfloat16/float16 for mixed precision; variables
+                 are always float32 and cast where used.
+  seed          int [2] stateless seed; each dropout site folds in fixed keys
+                (embeddings 0; layer k: k + 1, then 0 attention probs,
+                1 attention output, 2 feed-forward output). XLA-compiled code
+                draws different numbers than the CPU/GPU kernels for the same
+                seed (TF behaviour), but is deterministic itself.
 
 Checkpoint names are the API (spec: checkpoints.md). Every variable is made by
 `NamedModule.create_variable`, which records it under an explicit full name
@@ -17,12 +25,96 @@ key on it. Nothing here derives names from Python attributes or Keras.
 """
 from __future__ import annotations
 
+import copy
+import json
 import math
-from typing import Callable, Dict, Optional
+import os
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 import tensorflow as tf
 
 Initializer = Callable[[tf.TensorShape, tf.DType], tf.Tensor]
+
+
+class BertConfig:
+  """Transformer hyper-parameters, with the original field names and defaults.
+
+  Args:
+    vocab_size: int. Rows of the word-embedding table (V).
+    hidden_size: int. Width of the encoder layers (H).
+    num_hidden_layers: int. Number of transformer layers.
+    num_attention_heads: int. Attention heads per layer (N); must divide H.
+    intermediate_size: int. Width of the feed-forward layer (I).
+    hidden_act: str. Feed-forward activation: "gelu", "relu", "tanh",
+      "linear" or "" (identity).
+    hidden_dropout_prob: float. Dropout on embeddings and layer outputs.
+    attention_probs_dropout_prob: float. Dropout on attention probabilities.
+    max_position_embeddings: int. Rows of the position table; the longest
+      sequence the model accepts.
+    type_vocab_size: int. Rows of the token-type (segment) table.
+    initializer_range: float. Stddev of the truncated-normal initializers.
+  """
+
+  def __init__(self, vocab_size: Optional[int], hidden_size: int = 768,
+               num_hidden_layers: int = 12, num_attention_heads: int = 12,
+               intermediate_size: int = 3072, hidden_act: str = "gelu",
+               hidden_dropout_prob: float = 0.1,
+               attention_probs_dropout_prob: float = 0.1,
+               max_position_embeddings: int = 512, type_vocab_size: int = 2,
+               initializer_range: float = 0.02):
+    self.vocab_size = vocab_size
+    self.hidden_size = hidden_size
+    self.num_hidden_layers = num_hidden_layers
+    self.num_attention_heads = num_attention_heads
+    self.intermediate_size = intermediate_size
+    self.hidden_act = hidden_act
+    self.hidden_dropout_prob = hidden_dropout_prob
+    self.attention_probs_dropout_prob = attention_probs_dropout_prob
+    self.max_position_embeddings = max_position_embeddings
+    self.type_vocab_size = type_vocab_size
+    self.initializer_range = initializer_range
+
+  @classmethod
+  def from_dict(cls, json_object: Dict[str, Any]) -> "BertConfig":
+    """Builds a config from a dict; like the original, any key is accepted and set."""
+    config = cls(vocab_size=None)
+    for key, value in json_object.items():
+      config.__dict__[key] = value
+    return config
+
+  @classmethod
+  def from_json_file(cls, json_file: str) -> "BertConfig":
+    """Reads a config written by `to_json_string` (or a released bert_config.json).
+
+    Raises:
+      FileNotFoundError: `json_file` does not exist.
+      ValueError: the file is not a JSON object.
+    """
+    if not os.path.isfile(json_file):
+      raise FileNotFoundError(f"BertConfig file {json_file} does not exist; pass the path "
+                              "of a JSON file with the BertConfig fields.")
+    with open(json_file, encoding="utf-8") as f:
+      try:
+        json_object = json.load(f)
+      except json.JSONDecodeError as e:
+        raise ValueError(f"BertConfig file {json_file} is not valid JSON: {e}") from e
+    if not isinstance(json_object, dict):
+      raise ValueError(f"BertConfig file {json_file} must hold a JSON object, "
+                       f"got {type(json_object).__name__}.")
+    return cls.from_dict(json_object)
+
+  def to_dict(self) -> Dict[str, Any]:
+    return copy.deepcopy(self.__dict__)
+
+  def to_json_string(self) -> str:
+    """JSON with sorted keys, 2-space indent and a trailing newline."""
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+  def __eq__(self, other: object) -> bool:
+    return isinstance(other, BertConfig) and self.to_dict() == other.to_dict()
+
+  def __repr__(self) -> str:
+    return f"BertConfig({self.to_dict()})"
 
 
 def truncated_normal(stddev: float = 0.02) -> Initializer:
@@ -153,3 +245,327 @@ class LayerNorm(NamedModule):
     mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
     y = (x32 - mean) * tf.math.rsqrt(variance + self.epsilon) * self.gamma + self.beta
     return tf.cast(y, x.dtype)
+
+
+def get_activation(activation_string: Optional[str]) -> Callable[[tf.Tensor], tf.Tensor]:
+  """Maps a `hidden_act` string to a function (spec: model.md §1.6).
+
+  Args:
+    activation_string: "gelu" (exact erf form), "relu", "tanh", or
+      "linear" / "" / None for the identity. Case-insensitive.
+
+  Returns:
+    An element-wise function of a Tensor.
+
+  Raises:
+    ValueError: for any other string.
+  """
+  activations = {"": tf.identity, "linear": tf.identity, "gelu": gelu, "relu": tf.nn.relu,
+                 "tanh": tf.tanh}
+  act = (activation_string or "").lower()
+  if act not in activations:
+    raise ValueError(f"Unsupported activation: {activation_string} (hidden_act must be one "
+                     "of 'gelu', 'relu', 'tanh', 'linear' or '').")
+  return activations[act]
+
+
+def gelu(x: tf.Tensor) -> tf.Tensor:
+  """Exact GELU, x · 0.5 · (1 + erf(x / √2)) (not the tanh approximation)."""
+  return x * 0.5 * (1.0 + tf.math.erf(x / tf.cast(math.sqrt(2.0), x.dtype)))
+
+
+def _fold_in(seed: Optional[tf.Tensor], *keys: int) -> Optional[tf.Tensor]:
+  """Derives the stateless sub-seed of one dropout site; None stays None."""
+  if seed is None:
+    return None
+  for key in keys:
+    seed = tf.random.experimental.stateless_fold_in(seed, key)
+  return seed
+
+
+def dropout(x: tf.Tensor, rate: float, training: bool,
+            seed: Optional[tf.Tensor] = None) -> tf.Tensor:
+  """Inverted dropout; the identity unless `training` and `rate` > 0.
+
+  Args:
+    x: float Tensor of any shape.
+    rate: drop probability p (kept values are scaled by 1 / (1 - p)).
+    training: whether to drop at all.
+    seed: int Tensor [2] for stateless dropout; None falls back to the
+      stateful `tf.nn.dropout` (ad-hoc use only; trainers pass seeds).
+
+  Returns:
+    Tensor like `x`.
+  """
+  if not training or not rate:
+    return x
+  if seed is None:
+    return tf.nn.dropout(x, rate=rate)
+  return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=seed)
+
+
+class Embeddings(NamedModule):
+  """Word + token-type + position embeddings, layer norm, dropout (model.md §1.3).
+
+  Variables `<scope>/word_embeddings` [V, E], `<scope>/token_type_embeddings`
+  [type_vocab_size, E], `<scope>/position_embeddings`
+  [max_position_embeddings, E] (all trunc-normal(initializer_range)) and
+  `<scope>/LayerNorm/{beta,gamma}` [E]. Pass the same object to two
+  `BertModel`s to tie their embeddings.
+
+  Args:
+    bert_config: BertConfig; vocab, table sizes, dropout and init range.
+    embedding_size: E; None means `bert_config.hidden_size`.
+    scope: full variable scope, "electra/embeddings" for the shared tables,
+      "<model scope>/embeddings" for untied ones.
+  """
+
+  def __init__(self, bert_config: BertConfig, embedding_size: Optional[int] = None,
+               scope: str = "electra/embeddings"):
+    super().__init__(scope)
+    self.embedding_size = embedding_size or bert_config.hidden_size
+    self.max_position_embeddings = bert_config.max_position_embeddings
+    self.dropout_prob = bert_config.hidden_dropout_prob
+    init = truncated_normal(bert_config.initializer_range)
+    self.embedding_table = self.create_variable(
+        "word_embeddings", [bert_config.vocab_size, self.embedding_size], init)
+    self.token_type_table = self.create_variable(
+        "token_type_embeddings", [bert_config.type_vocab_size, self.embedding_size], init)
+    self.position_table = self.create_variable(
+        "position_embeddings", [bert_config.max_position_embeddings, self.embedding_size], init)
+    self.layer_norm = LayerNorm(f"{scope}/LayerNorm", self.embedding_size)
+
+  def __call__(self, input_ids: tf.Tensor, segment_ids: tf.Tensor, training: bool,
+               seed: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """Embeds a batch.
+
+    Args:
+      input_ids: int32 [B, S].
+      segment_ids: int32 [B, S] token-type ids.
+      training: applies dropout when true.
+      seed: int Tensor [2] for stateless dropout, or None.
+
+    Returns:
+      float32 [B, S, E].
+
+    Raises:
+      ValueError: if S > max_position_embeddings.
+    """
+    seq_length = input_ids.shape[1]
+    if seq_length is not None and seq_length > self.max_position_embeddings:
+      raise ValueError(f"Sequence length {seq_length} exceeds max_position_embeddings "
+                       f"{self.max_position_embeddings} of {self.scope}; shorten "
+                       "max_seq_length or use a model with more positions.")
+    if seq_length is None:
+      seq_length = tf.shape(input_ids)[1]
+    embeddings = tf.gather(self.embedding_table, input_ids)  # [B, S, E]
+    embeddings += tf.gather(self.token_type_table, segment_ids)  # [B, S, E]
+    embeddings += self.position_table[None, :seq_length]  # rows 0..S-1, [1, S, E]
+    embeddings = self.layer_norm(embeddings)
+    return dropout(embeddings, self.dropout_prob, training, seed)
+
+
+def attention_bias(input_mask: tf.Tensor, ltr: bool = False, rtl: bool = False) -> tf.Tensor:
+  """Additive attention bias (model.md §1.4), computed once per forward pass.
+
+  mask[b, i, j] = input_mask[b, j] (queries from padding are not masked), times
+  the lower triangle (key j ≤ query i) if `ltr` and the upper triangle (j ≥ i)
+  if `rtl`; the bias is (1 - mask) · -10000.
+
+  Args:
+    input_mask: int [B, S], 1 for real tokens.
+    ltr: left-to-right causal mask.
+    rtl: right-to-left causal mask.
+
+  Returns:
+    float32 [B, 1, 1, S] without causal masks, else [B, 1, S, S]; broadcasts
+    over heads (and queries).
+  """
+  mask = tf.cast(input_mask, tf.float32)[:, None, None, :]  # [B, 1, 1, S]
+  if ltr or rtl:
+    seq_length = tf.shape(input_mask)[1]
+    ones = tf.ones([seq_length, seq_length], tf.float32)
+    if ltr:
+      mask *= tf.linalg.band_part(ones, -1, 0)  # lower triangle, [B, 1, S, S]
+    if rtl:
+      mask *= tf.linalg.band_part(ones, 0, -1)  # upper triangle
+  return (1.0 - mask) * -10000.0
+
+
+class BertOutput(NamedTuple):
+  """What `BertModel` returns.
+
+  Attributes:
+    sequence_output: [B, S, H], the last layer, in the compute dtype.
+    pooled_output: [B, H] = sequence_output[:, 0] (ELECTRA has no pooler).
+    all_layer_outputs: list of [B, S, H], one per layer.
+    embedding_output: [B, S, H], the encoder input (after embeddings_project).
+  """
+  sequence_output: tf.Tensor
+  pooled_output: tf.Tensor
+  all_layer_outputs: List[tf.Tensor]
+  embedding_output: tf.Tensor
+
+
+class TransformerLayer(NamedModule):
+  """One post-LN transformer layer, scope `<model scope>/encoder/layer_<k>` (model.md §1.5).
+
+  Args:
+    bert_config: BertConfig; H, N, I, activation, dropouts, init range.
+    scope: full scope, e.g. "electra/encoder/layer_3".
+  """
+
+  def __init__(self, bert_config: BertConfig, scope: str):
+    super().__init__(scope)
+    hidden, inner = bert_config.hidden_size, bert_config.intermediate_size
+    self.num_heads = bert_config.num_attention_heads
+    self.head_size = hidden // self.num_heads
+    self.hidden_dropout_prob = bert_config.hidden_dropout_prob
+    self.attention_dropout_prob = bert_config.attention_probs_dropout_prob
+    init = truncated_normal(bert_config.initializer_range)
+    self.query = Dense(f"{scope}/attention/self/query", hidden, hidden, init)
+    self.key = Dense(f"{scope}/attention/self/key", hidden, hidden, init)
+    self.value = Dense(f"{scope}/attention/self/value", hidden, hidden, init)
+    self.attention_output = Dense(f"{scope}/attention/output/dense", hidden, hidden, init)
+    self.attention_layer_norm = LayerNorm(f"{scope}/attention/output/LayerNorm", hidden)
+    self.intermediate = Dense(f"{scope}/intermediate/dense", hidden, inner, init,
+                              activation=get_activation(bert_config.hidden_act))
+    self.output = Dense(f"{scope}/output/dense", inner, hidden, init)
+    self.output_layer_norm = LayerNorm(f"{scope}/output/LayerNorm", hidden)
+
+  def _split_heads(self, x: tf.Tensor) -> tf.Tensor:
+    """[B, S, H] -> [B, S, N, D]."""
+    shape = tf.shape(x)
+    return tf.reshape(x, [shape[0], shape[1], self.num_heads, self.head_size])
+
+  def __call__(self, x: tf.Tensor, bias: tf.Tensor, training: bool,
+               seed: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """Applies the layer.
+
+    Args:
+      x: [B, S, H] in the compute dtype.
+      bias: float32 additive attention bias, [B, 1, 1, S] or [B, 1, S, S].
+      training: applies dropout when true.
+      seed: int Tensor [2] for stateless dropout, or None.
+
+    Returns:
+      [B, S, H] in the dtype of `x`.
+    """
+    q = self._split_heads(self.query(x))  # [B, S, N, D]
+    k = self._split_heads(self.key(x))  # [B, S, N, D]
+    v = self._split_heads(self.value(x))  # [B, S, N, D]
+    scores = tf.einsum("bqnd,bknd->bnqk", q, k)  # [B, N, S, S]
+    scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(float(self.head_size)))
+    # Softmax in float32 even under mixed precision; the -10000 bias would
+    # overflow float16.
+    probs = tf.cast(tf.nn.softmax(scores + bias, axis=-1), x.dtype)  # [B, N, S, S]
+    probs = dropout(probs, self.attention_dropout_prob, training, _fold_in(seed, 0))
+    context = tf.einsum("bnqk,bknd->bqnd", probs, v)  # [B, S, N, D]
+    context = tf.reshape(context, tf.shape(x))  # [B, S, H]
+    attended = dropout(self.attention_output(context), self.hidden_dropout_prob, training,
+                       _fold_in(seed, 1))
+    attended = self.attention_layer_norm(attended + x)  # [B, S, H]
+    inner = self.intermediate(attended)  # [B, S, I]
+    out = dropout(self.output(inner), self.hidden_dropout_prob, training, _fold_in(seed, 2))
+    return self.output_layer_norm(out + attended)  # [B, S, H]
+
+
+class BertModel(NamedModule):
+  """The ELECTRA transformer encoder (BERT-style, post-LN, no pooler; model.md §1).
+
+  Variables: the embeddings (shared `electra/embeddings/*` unless an untied
+  `Embeddings` is passed), `<scope>/embeddings_project/{kernel [E, H], bias [H]}`
+  (glorot-uniform, only when E != H) and `<scope>/encoder/layer_<k>/...`.
+
+  Args:
+    bert_config: BertConfig of this transformer.
+    scope: variable scope of the projection and encoder: "electra" for the
+      discriminator, "generator", "generator_ltr", "generator_rtl".
+    embedding_size: E when the embeddings are created here (None -> H); when
+      `embeddings` is passed it must be None or equal its width.
+    embeddings: an existing `Embeddings` to use (pass the SAME object to tie
+      two models); None creates one at "electra/embeddings".
+    ltr: left-to-right causal attention (Electric's ltr tower).
+    rtl: right-to-left causal attention (Electric's rtl tower).
+    compute_dtype: float32, bfloat16 or float16. Variables stay float32; the
+      embedding output is cast to this dtype; softmax and layer-norm
+      statistics are float32; outputs are in this dtype.
+
+  Raises:
+    ValueError: H not divisible by the number of heads; conflicting
+      embedding_size; unsupported compute dtype or activation.
+
+  Example:
+    >>> config = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2,
+    ...                     num_attention_heads=4, intermediate_size=37)
+    >>> model = BertModel(config, embedding_size=16)
+    >>> ids = tf.constant([[2, 7, 3, 0]])
+    >>> out = model(ids, tf.constant([[1, 1, 1, 0]]), tf.zeros_like(ids), training=False)
+    >>> out.sequence_output.shape
+    TensorShape([1, 4, 32])
+  """
+
+  def __init__(self, bert_config: BertConfig, scope: str = "electra",
+               embedding_size: Optional[int] = None,
+               embeddings: Optional[Embeddings] = None,
+               ltr: bool = False, rtl: bool = False,
+               compute_dtype: tf.DType = tf.float32):
+    super().__init__(scope)
+    hidden, heads = bert_config.hidden_size, bert_config.num_attention_heads
+    if hidden % heads != 0:
+      raise ValueError(f"The hidden size ({hidden}) is not a multiple of the number of "
+                       f"attention heads ({heads}) in {scope}; change hidden_size or "
+                       "num_attention_heads (model_hparam_overrides).")
+    self.compute_dtype = tf.as_dtype(compute_dtype)
+    if self.compute_dtype not in (tf.float32, tf.bfloat16, tf.float16):
+      raise ValueError(f"compute_dtype must be float32, bfloat16 or float16, "
+                       f"got {self.compute_dtype.name}.")
+    self.config = copy.deepcopy(bert_config)
+    if embeddings is None:
+      embeddings = Embeddings(bert_config, embedding_size, "electra/embeddings")
+    elif embedding_size is not None and embedding_size != embeddings.embedding_size:
+      raise ValueError(f"{scope}: embedding_size={embedding_size} conflicts with the width "
+                       f"{embeddings.embedding_size} of the passed {embeddings.scope}.")
+    self.embeddings = embeddings
+    self.ltr, self.rtl = ltr, rtl
+    self.embeddings_project = None
+    if embeddings.embedding_size != hidden:
+      self.embeddings_project = Dense(f"{scope}/embeddings_project",
+                                      embeddings.embedding_size, hidden, glorot_uniform())
+    self.layers = [TransformerLayer(bert_config, f"{scope}/encoder/layer_{k}")
+                   for k in range(bert_config.num_hidden_layers)]
+
+  @property
+  def embedding_table(self) -> tf.Variable:
+    """The word-embedding table [V, E] (reused by the MLM heads)."""
+    return self.embeddings.embedding_table
+
+  def __call__(self, input_ids: tf.Tensor, input_mask: Optional[tf.Tensor],
+               segment_ids: tf.Tensor, training: bool,
+               seed: Optional[tf.Tensor] = None) -> BertOutput:
+    """Runs the encoder.
+
+    Args:
+      input_ids: int32 [B, S].
+      input_mask: int32 [B, S], 1 for real tokens; None means all ones.
+      segment_ids: int32 [B, S] token-type ids.
+      training: applies dropout when true (none in eval, as the original).
+      seed: int Tensor [2]; each dropout site folds in its own fixed key.
+        None with `training` uses stateful dropout.
+
+    Returns:
+      BertOutput, tensors in the compute dtype.
+    """
+    if input_mask is None:
+      input_mask = tf.ones_like(input_ids)
+    embedded = self.embeddings(input_ids, segment_ids, training, _fold_in(seed, 0))
+    embedded = tf.cast(embedded, self.compute_dtype)  # [B, S, E]
+    if self.embeddings_project is not None:
+      embedded = self.embeddings_project(embedded)  # [B, S, H]
+    bias = attention_bias(input_mask, self.ltr, self.rtl)  # [B, 1, 1|S, S]
+    x, all_layer_outputs = embedded, []
+    for k, layer in enumerate(self.layers):
+      x = layer(x, bias, training, _fold_in(seed, k + 1))
+      all_layer_outputs.append(x)
+    return BertOutput(sequence_output=x, pooled_output=x[:, 0],
+                      all_layer_outputs=all_layer_outputs, embedding_output=embedded)
