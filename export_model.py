@@ -63,11 +63,11 @@ import configure_pretraining
 import run_pretraining
 from finetune import finetuning_model, task_builder
 from finetune.classification import classification_tasks
-from model import checkpointing
+from model import checkpointing, hf_conversion
 from model.modeling import BertConfig
 from pretrain.pretrain_data import Inputs
 from pretrain.pretrain_helpers import SpecialTokenIds
-from pretrain.pretraining_model import PretrainingModel
+from pretrain.pretraining_model import DiscriminatorHead, PretrainingModel, TokenPredictionsHead
 from util import config_base, training_utils, utils
 
 logger = logging.getLogger("electra")
@@ -606,8 +606,9 @@ def is_finetuned(hparams: Mapping[str, Any], finetuned: Optional[bool]) -> bool:
 def export_model(data_dir: str, model_name: str, output_dir: str,
                  hparams: Optional[Mapping[str, Any]] = None,
                  include_generator: bool = False, finetuned: Optional[bool] = None,
-                 checkpoint: Optional[str] = None, overwrite: bool = False) -> str:
-  """Exports a pre-trained or fine-tuned checkpoint as a SavedModel.
+                 checkpoint: Optional[str] = None, overwrite: bool = False,
+                 output_format: str = "saved_model") -> str:
+  """Exports a pre-trained or fine-tuned checkpoint as a SavedModel (or for transformers).
 
   Args:
     data_dir: the `--data-dir`.
@@ -619,9 +620,11 @@ def export_model(data_dir: str, model_name: str, output_dir: str,
       is in `hparams`.
     checkpoint: checkpoint directory or prefix (default: see the builders).
     overwrite: replace a non-empty `output_dir`.
+    output_format: "saved_model", or "hf" for Hugging Face transformers
+      directories (see `write_hf`).
 
   Returns:
-    The absolute path of the SavedModel.
+    The absolute path of the export.
 
   Raises:
     FileExistsError, FileNotFoundError, ValueError: with the fix in the message.
@@ -638,7 +641,38 @@ def export_model(data_dir: str, model_name: str, output_dir: str,
                                    checkpoint)
   check_checkpoint_fits(plan.checkpoint, plan.variables, plan.restore_hint)
   checkpointing.restore_checkpoint(plan.checkpoint, plan.variables)
+  if output_format == "hf":
+    return write_hf(plan, output_dir, overwrite)
   return write_saved_model(plan, output_dir, overwrite)
+
+
+def write_hf(plan: ExportPlan, output_dir: str, overwrite: bool = False) -> str:
+  """Writes the restored model as transformers directories (model/hf_conversion.py).
+
+  Pre-trained: `output_dir` holds ElectraForPreTraining (ElectraModel when the
+  model has no discriminator head) and, with --include-generator,
+  `output_dir/generator` holds ElectraForMaskedLM. Fine-tuned: the encoder
+  (ElectraModel); the task heads do not map to transformers' heads
+  (`convert_hf.py export --model-type token_classification` exports a tagging head).
+  """
+  do_lower_case = plan.info["hparams"].get("do_lower_case", True)
+  first = plan.modules[0]
+  if isinstance(first, finetuning_model.FinetuningModel):
+    logger.warning("Writing the fine-tuned encoder only (ElectraModel): the task heads do "
+                   "not map to transformers' heads.")
+    targets = [(output_dir, first.encoder, "encoder")]
+  else:
+    has_head = any(isinstance(m, DiscriminatorHead) for m in plan.modules)
+    targets = [(output_dir, first, "discriminator" if has_head else "encoder")]
+    heads = [i for i, m in enumerate(plan.modules) if isinstance(m, TokenPredictionsHead)]
+    if heads:  # --include-generator: [..., generator, generator_head].
+      targets.append((os.path.join(output_dir, "generator"), plan.modules[heads[0] - 1],
+                      "generator"))
+  for directory, encoder, model_type in targets:
+    model = hf_conversion.encoder_to_hf(encoder, plan.variables, model_type)
+    hf_conversion.save_hf_dir(directory, model, plan.vocab_file, do_lower_case, overwrite)
+    logger.info("Wrote %s to %s", model.config["architectures"][0], directory)
+  return os.path.abspath(output_dir)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -660,12 +694,16 @@ def main(argv: Optional[List[str]] = None) -> None:
                       "fine-tuned model directory).")
   parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty "
                       "--output-dir.")
+  parser.add_argument("--format", default="saved_model", choices=("saved_model", "hf"),
+                      help="saved_model (TF serving), or hf: Hugging Face transformers "
+                      "directories (model.safetensors, config.json, vocab.txt, "
+                      "tokenizer_config.json) that need neither TF nor this code base.")
   args = parser.parse_args(argv)
   utils.setup_logging()
   tf.get_logger().setLevel("ERROR")
   export_model(args.data_dir, args.model_name, args.output_dir,
                config_base.parse_hparams(args.hparams), args.include_generator,
-               args.finetuned, args.checkpoint, args.overwrite)
+               args.finetuned, args.checkpoint, args.overwrite, args.format)
 
 
 if __name__ == "__main__":

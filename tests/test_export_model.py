@@ -6,6 +6,7 @@ with the in-process model and with the independent numpy forward pass of
 tests/model/numpy_bert.py, which reads the weights straight from the
 checkpoint file.
 """
+import filecmp
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ import export_model
 from configure_finetuning import FinetuningConfig
 from configure_pretraining import PretrainingConfig
 from finetune import finetuning_model, task_builder
-from model import checkpointing, tokenization
+from model import checkpointing, hf_conversion, tokenization
 from pretrain.pretrain_helpers import SpecialTokenIds
 from pretrain.pretraining_model import PretrainingModel
 from tests.conftest import UNCASED_VOCAB
@@ -415,3 +416,29 @@ def test_saved_config_contributes_only_the_given_keys(tmp_path):
     ({"task_names": ["rte"]}, False, False)], ids=["default", "task_names", "flag", "forced"])
 def test_is_finetuned(hparams, flag, expected):
   assert export_model.is_finetuned(hparams, flag) is expected
+
+
+def test_hf_format_writes_transformers_directories_with_the_checkpoint_values(env, tmp_path):
+  out = str(tmp_path / "hf")
+  export_model.main(["--data-dir", env["data_dir"], "--model-name", "m", "--output-dir", out,
+                     "--include-generator", "--format", "hf"])
+  weights = _checkpoint_weights(env["model_dir"])
+  for directory, architecture in ((out, "ElectraForPreTraining"),
+                                  (os.path.join(out, "generator"), "ElectraForMaskedLM")):
+    with open(os.path.join(directory, "config.json"), encoding="utf-8") as f:
+      assert json.load(f)["architectures"] == [architecture]
+    tensors = hf_conversion.read_safetensors(os.path.join(directory, "model.safetensors"))
+    assert filecmp.cmp(os.path.join(directory, "vocab.txt"), UNCASED_VOCAB, shallow=False)
+    # Spot-check the name mapping and the kernel transpose against the checkpoint.
+    scope = "electra" if architecture == "ElectraForPreTraining" else "generator"
+    kernel = weights[f"{scope}/encoder/layer_0/attention/self/query/kernel"]
+    np.testing.assert_array_equal(
+        tensors["electra.encoder.layer.0.attention.self.query.weight"], kernel.T)
+    np.testing.assert_array_equal(tensors["electra.embeddings.word_embeddings.weight"],
+                                  weights["electra/embeddings/word_embeddings"])
+  disc = hf_conversion.read_safetensors(os.path.join(out, "model.safetensors"))
+  np.testing.assert_array_equal(disc["discriminator_predictions.dense_prediction.weight"],
+                                weights["discriminator_predictions/dense_1/kernel"].T)
+  gen = hf_conversion.read_safetensors(os.path.join(out, "generator", "model.safetensors"))
+  np.testing.assert_array_equal(gen["generator_lm_head.bias"],
+                                weights["generator_predictions/output_bias"])
