@@ -21,7 +21,6 @@ import time
 import zlib
 from typing import Optional, Sequence
 
-import tensorflow as tf
 
 import build_pretraining_dataset as bpd
 from util import utils
@@ -102,7 +101,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     output_dir = os.path.join(args.data_dir, "pretrain_tfrecords")
     bpd.check_output_dir(output_dir, [owt_dir, vocab_file])
     bpd.build_shards(write_examples, args, output_dir)
-  except (ValueError, OSError, bpd.JobsFailedError, tf.errors.OpError) as e:
+  except bpd.reported_errors() + (bpd.JobsFailedError,) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   return 0

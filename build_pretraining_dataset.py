@@ -13,6 +13,13 @@ interrupted or failed build never looks complete.
 
 `ExampleBuilder` and `ExampleWriter` are shared with
 `build_openwebtext_pretraining_dataset.py`, as in the original.
+
+Speed (not behaviour) differs from the original: lines are tokenized by the
+exact cached fast path of `FullTokenizer.tokenize_to_ids`, examples are
+serialized and framed as TFRecords in plain Python (`serialize_example`,
+`TFRecordFileWriter`: the bytes TensorFlow would write, tested against it),
+so TensorFlow is imported only for remote (`gs://...`) paths and each
+`--num-processes` worker starts in well under a second.
 """
 from __future__ import annotations
 
@@ -20,14 +27,19 @@ import argparse
 import multiprocessing
 import os
 import random
+import struct
 import sys
 import time
-from typing import Any, Callable, Iterator, List, Optional, Sequence
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NamedTuple, Optional,
+                    Sequence, Tuple)
 
-import tensorflow as tf
+import numpy as np
 
 from model import tokenization
 from util import utils
+
+if TYPE_CHECKING:
+  import tensorflow as tf
 
 NUM_OUT_FILES = 1000
 SHARD_NAME = "pretrain_data.tfrecord-{}-of-{}"
@@ -50,6 +62,227 @@ class JobsFailedError(RuntimeError):
   """One or more worker processes exited with an error."""
 
 
+def _tf():
+  """TensorFlow, imported on first use (remote paths and `tf.train.Example` only)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  return tf
+
+
+def reported_errors() -> Tuple[type, ...]:
+  """Errors reported as one `error:` line: bad input, I/O, and TF's if TF is loaded."""
+  tf = sys.modules.get("tensorflow")
+  op_error = getattr(getattr(tf, "errors", None), "OpError", None)
+  return (ValueError, OSError) + ((op_error,) if isinstance(op_error, type) else ())
+
+
+class ExampleFeatures(NamedTuple):
+  """The three features of one pre-training example (data.md §1.4), each max_length ints."""
+  input_ids: List[int]
+  input_mask: List[int]
+  segment_ids: List[int]
+
+  def to_tf_example(self) -> "tf.train.Example":
+    """The `tf.train.Example` the original builds (imports TensorFlow)."""
+    train = _tf().train
+    return train.Example(features=train.Features(feature={
+        key: train.Feature(int64_list=train.Int64List(value=values))
+        for key, values in self._asdict().items()}))
+
+
+# --- tf.train.Example serialization and TFRecord framing without TensorFlow ---
+
+
+class _Varints(dict):
+  """int -> its protobuf varint bytes (int64: a negative takes 10 bytes), memoized."""
+
+  def __missing__(self, value: int) -> bytes:
+    encoded = _encode_varint(value)
+    if len(self) < 1 << 20:
+      self[value] = encoded
+    return encoded
+
+
+def _encode_varint(value: int) -> bytes:
+  value &= (1 << 64) - 1  # Two's complement, as protobuf encodes int64.
+  out = bytearray()
+  while value >= 0x80:
+    out.append((value & 0x7F) | 0x80)
+    value >>= 7
+  out.append(value)
+  return bytes(out)
+
+
+_VARINTS = _Varints()
+
+
+def _length_delimited(tag: bytes, payload: bytes) -> bytes:
+  return tag + _VARINTS[len(payload)] + payload
+
+
+def _pack_varints(values: Sequence[int]) -> bytes:
+  """The packed varints of an int64 list (what `Int64List.value` serializes to)."""
+  if type(values) is not list:  # E.g. a numpy array, whose bytes() is its buffer.
+    values = [int(value) for value in values]
+  try:
+    packed = bytes(values)
+    if packed.isascii():  # Every value in [0, 128): one byte each, as is.
+      return packed
+  except ValueError:  # A value outside [0, 256).
+    pass
+  return b"".join(map(_VARINTS.__getitem__, values))
+
+
+class _EntryHeaders(dict):
+  """(key, packed length) -> the bytes of a feature map entry before its packed values.
+
+  Entry tag and length, key, Feature tag and length, Int64List tag and length:
+  they depend on nothing else, so each is built once.
+  """
+
+  def __missing__(self, key_and_length: Tuple[str, int]) -> bytes:
+    key, length = key_and_length
+    # Int64List.value = 1, packed; an empty list serializes to nothing.
+    int64_list_header = b"\x0a" + _VARINTS[length] if length else b""
+    int64_list_length = len(int64_list_header) + length
+    feature_header = b"\x1a" + _VARINTS[int64_list_length]  # Feature.int64_list = 3.
+    feature_length = len(feature_header) + int64_list_length
+    key_field = _length_delimited(b"\x0a", key.encode("utf-8"))  # MapEntry.key = 1.
+    value_header = b"\x12" + _VARINTS[feature_length]  # MapEntry.value = 2.
+    entry_length = len(key_field) + len(value_header) + feature_length
+    header = (b"\x0a" + _VARINTS[entry_length] + key_field + value_header + feature_header +
+              int64_list_header)  # Features.feature = 1 (one map entry).
+    self[key_and_length] = header
+    return header
+
+
+_ENTRY_HEADERS = _EntryHeaders()
+# Deterministic protobuf serialization writes map entries sorted by key.
+_FIELDS_BY_KEY = sorted(enumerate(ExampleFeatures._fields), key=lambda field: field[1])
+
+
+def serialize_example(features: ExampleFeatures) -> bytes:
+  """The serialized `tf.train.Example` of `features`, without TensorFlow.
+
+  Equal byte for byte to `features.to_tf_example().SerializeToString(
+  deterministic=True)` (map entries sorted by key; TF's default order is
+  that of a hash table and may differ from process to process).
+
+  Args:
+    features: the example's int64 features.
+
+  Returns:
+    The protobuf wire bytes.
+  """
+  parts = []
+  for index, key in _FIELDS_BY_KEY:
+    packed = _pack_varints(features[index])
+    parts.append(_ENTRY_HEADERS[key, len(packed)])
+    parts.append(packed)
+  body = b"".join(parts)
+  return b"\x0a" + _VARINTS[len(body)] + body  # Example.features = 1.
+
+
+class _Crc32c:
+  """CRC-32C (Castagnoli) of byte strings, vectorized with numpy.
+
+  Bytewise, the reflected CRC updates `crc = T0[(crc ^ b) & 0xFF] ^ (crc >> 8)`.
+  The update is linear over GF(2), so the register after a block is the XOR
+  of one table entry per byte: `T_d[b]`, byte b followed by d more bytes,
+  with `T_d = shift(T_(d-1))`; the incoming register is XORed into the
+  block's first 4 bytes. Blocks hold at least 4 bytes; shorter tails go
+  bytewise.
+  """
+
+  POLYNOMIAL = 0x82F63B78
+  BLOCK = 1024
+
+  def __init__(self):
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+      table = np.where(table & 1, (table >> 1) ^ np.uint32(self.POLYNOMIAL), table >> 1)
+    self._byte_table = [int(x) for x in table]
+    tables = np.empty((self.BLOCK, 256), dtype=np.uint32)
+    tables[0] = table
+    for distance in range(1, self.BLOCK):
+      previous = tables[distance - 1]
+      tables[distance] = table[previous & 0xFF] ^ (previous >> 8)
+    # Row offset of byte i of a block of n bytes: (n - 1 - i) * 256.
+    self._row_offsets = np.arange(self.BLOCK - 1, -1, -1, dtype=np.intp) * 256
+    # The initial register 0xFFFFFFFF XORed into the first 4 bytes of an
+    # n-byte message contributes tables[n-1][0xFF] ^ ... ^ tables[n-4][0xFF].
+    initial = np.zeros(self.BLOCK + 1, dtype=np.uint32)
+    for j in range(4):
+      initial[4:] ^= tables[3 - j:self.BLOCK - j, 0xFF]
+    self._initial = [int(x) for x in initial]
+    self._tables = tables.reshape(-1)
+
+  def __call__(self, data: bytes) -> int:
+    size = len(data)
+    if 4 <= size <= self.BLOCK:  # One block (a pre-training example): no carried register.
+      block = np.frombuffer(data, dtype=np.uint8)
+      terms = self._tables[self._row_offsets[-size:] + block]
+      return self._initial[size] ^ int(np.bitwise_xor.reduce(terms)) ^ 0xFFFFFFFF
+    register = 0xFFFFFFFF
+    position = 0
+    while size - position >= 4:
+      n = min(self.BLOCK, size - position)
+      if 0 < size - position - n < 4:
+        n -= 4  # Leaves a tail of at least 4 bytes for the next block.
+      block = np.frombuffer(data, dtype=np.uint8, count=n, offset=position).astype(np.intp)
+      block[:4] ^= np.frombuffer(register.to_bytes(4, "little"), dtype=np.uint8)
+      register = int(np.bitwise_xor.reduce(self._tables[self._row_offsets[-n:] + block]))
+      position += n
+    table = self._byte_table
+    for byte in data[position:]:
+      register = table[(register ^ byte) & 0xFF] ^ (register >> 8)
+    return register ^ 0xFFFFFFFF
+
+
+_CRC32C: Optional[_Crc32c] = None
+
+
+def crc32c(data: bytes) -> int:
+  """CRC-32C (Castagnoli) of `data`, as TFRecord framing uses it."""
+  global _CRC32C
+  if _CRC32C is None:
+    _CRC32C = _Crc32c()
+  return _CRC32C(data)
+
+
+def masked_crc32c(data: bytes) -> int:
+  """TFRecord's masked CRC: rotate right by 15 bits, add 0xa282ead8 (mod 2^32)."""
+  crc = crc32c(data)
+  return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+class TFRecordFileWriter:
+  """Writes an uncompressed TFRecord file in plain Python (the bytes TensorFlow writes).
+
+  Each record is framed as `uint64 length, uint32 masked_crc32c(length
+  bytes), data, uint32 masked_crc32c(data)`, little-endian. The file is
+  created (empty) at construction.
+
+  Args:
+    path: local path, or any TF filesystem URL (then written through
+      `tf.io.gfile`).
+  """
+
+  def __init__(self, path: str):
+    self._file = _tf().io.gfile.GFile(path, "wb") if _is_remote(path) else open(path, "wb")
+    self._headers: Dict[int, bytes] = {}
+
+  def write(self, record: bytes) -> None:
+    """Appends one record."""
+    header = self._headers.get(len(record))
+    if header is None:
+      length = struct.pack("<Q", len(record))
+      header = self._headers[len(record)] = length + struct.pack("<I", masked_crc32c(length))
+    self._file.write(header + record + struct.pack("<I", masked_crc32c(record)))
+
+  def close(self) -> None:
+    self._file.close()
+
+
 class ExampleBuilder:
   """Packs the token ids of consecutive lines into pre-training examples.
 
@@ -59,8 +292,9 @@ class ExampleBuilder:
   length and a `randint` in 5% of cases).
 
   Args:
-    tokenizer: a `tokenization.FullTokenizer` (needs `tokenize`,
-      `convert_tokens_to_ids` and a `vocab` with "[CLS]" and "[SEP]").
+    tokenizer: a `tokenization.FullTokenizer` (needs `tokenize_to_ids`, or
+      `tokenize` and `convert_tokens_to_ids`, and a `vocab` with "[CLS]" and
+      "[SEP]").
     max_length: int. Tokens per example, [CLS]/[SEP] included (>= 5).
     rng: the random source; None uses Python's global `random` (unseeded,
       like the original).
@@ -77,6 +311,9 @@ class ExampleBuilder:
     tokenization.validate_special_tokens(tokenizer.vocab, ("[CLS]", "[SEP]"),
                                          getattr(tokenizer, "vocab_file", "the vocabulary"))
     self._tokenizer = tokenizer
+    self._tokenize_to_ids = getattr(
+        tokenizer, "tokenize_to_ids",
+        lambda text: tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)))
     self._rng = random if rng is None else rng
     self._current_sentences: List[List[int]] = []
     self._current_length = 0
@@ -85,10 +322,11 @@ class ExampleBuilder:
     self._cls_id = tokenizer.vocab["[CLS]"]
     self._sep_id = tokenizer.vocab["[SEP]"]
 
-  def add_line(self, line: str) -> Optional[tf.train.Example]:
-    """Adds one line of text; returns an example when one is complete.
+  def add_line(self, line: str) -> Optional["tf.train.Example"]:
+    """Adds one line of text; returns a `tf.train.Example` when one is complete.
 
-    An empty line ends the pending document (if any tokens are pending).
+    The original's interface (imports TensorFlow); the writers use
+    `add_line_features`, which draws the same random numbers.
 
     Args:
       line: one line of the corpus.
@@ -96,17 +334,31 @@ class ExampleBuilder:
     Returns:
       A `tf.train.Example` or None.
     """
+    features = self.add_line_features(line)
+    return None if features is None else features.to_tf_example()
+
+  def add_line_features(self, line: str) -> Optional[ExampleFeatures]:
+    """Adds one line of text; returns an example's features when one is complete.
+
+    An empty line ends the pending document (if any tokens are pending).
+
+    Args:
+      line: one line of the corpus.
+
+    Returns:
+      The `ExampleFeatures` of a finished example, or None.
+    """
     line = line.strip().replace("\n", " ")
     if not line and self._current_length != 0:  # An empty line separates documents.
       return self._create_example()
-    token_ids = self._tokenizer.convert_tokens_to_ids(self._tokenizer.tokenize(line))
+    token_ids = self._tokenize_to_ids(line)
     self._current_sentences.append(token_ids)
     self._current_length += len(token_ids)
     if self._current_length >= self._target_length:
       return self._create_example()
     return None
 
-  def _create_example(self) -> tf.train.Example:
+  def _create_example(self) -> ExampleFeatures:
     """Splits the pending sentences into two segments (data.md §1.3)."""
     rng = self._rng
     if rng.random() < 0.1:  # Sometimes a single segment, as in classification tasks.
@@ -134,10 +386,10 @@ class ExampleBuilder:
       self._target_length = rng.randint(MIN_SEQ_LENGTH, self._max_length)
     else:
       self._target_length = self._max_length
-    return self._make_tf_example(first_segment, second_segment)
+    return self._make_features(first_segment, second_segment)
 
-  def _make_tf_example(self, first_segment: List[int],
-                       second_segment: List[int]) -> tf.train.Example:
+  def _make_features(self, first_segment: List[int],
+                     second_segment: List[int]) -> ExampleFeatures:
     """`[CLS] first [SEP] (second [SEP])`, 0-padded to max_length (data.md §1.4)."""
     input_ids = [self._cls_id] + first_segment + [self._sep_id]
     segment_ids = [0] * len(input_ids)
@@ -146,15 +398,7 @@ class ExampleBuilder:
       segment_ids += [1] * (len(second_segment) + 1)
     input_mask = [1] * len(input_ids)
     padding = [0] * (self._max_length - len(input_ids))
-    return tf.train.Example(features=tf.train.Features(feature={
-        "input_ids": _int64_feature(input_ids + padding),
-        "input_mask": _int64_feature(input_mask + padding),
-        "segment_ids": _int64_feature(segment_ids + padding),
-    }))
-
-
-def _int64_feature(values: List[int]) -> tf.train.Feature:
-  return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+    return ExampleFeatures(input_ids + padding, input_mask + padding, segment_ids + padding)
 
 
 def _is_remote(path: str) -> bool:
@@ -163,7 +407,7 @@ def _is_remote(path: str) -> bool:
 
 def listdir(path: str) -> List[str]:
   """Entry names of a directory (local, or any TF filesystem URL)."""
-  return tf.io.gfile.listdir(path) if _is_remote(path) else os.listdir(path)
+  return _tf().io.gfile.listdir(path) if _is_remote(path) else os.listdir(path)
 
 
 def read_lines(path: str) -> Iterator[str]:
@@ -183,7 +427,7 @@ def read_lines(path: str) -> Iterator[str]:
       original aborted the worker with a bare UnicodeDecodeError).
   """
   # (The TF file API drops "\r" itself, so remote offsets count without them.)
-  opener = tf.io.gfile.GFile if _is_remote(path) else open
+  opener = _tf().io.gfile.GFile if _is_remote(path) else open
   offset = 0
   with opener(path, "rb") as f:
     for line_no, raw in enumerate(f, 1):
@@ -250,7 +494,7 @@ class ExampleWriter:
                        "files; use at most that many processes.")
     _raise_open_file_limit(len(shard_ids) + 64)
     self._writers = [
-        tf.io.TFRecordWriter(os.path.join(output_dir, SHARD_NAME.format(i, num_out_files)))
+        TFRecordFileWriter(os.path.join(output_dir, SHARD_NAME.format(i, num_out_files)))
         for i in shard_ids]
     self.n_written = 0
 
@@ -264,15 +508,16 @@ class ExampleWriter:
       CorpusError: the file is not valid UTF-8.
       OSError: the file cannot be read.
     """
+    add_line = self._example_builder.add_line_features
     for line in read_lines(input_file):
       line = line.strip()
       if line or self._blanks_separate_docs:
-        self._write(self._example_builder.add_line(line))
-    self._write(self._example_builder.add_line(""))  # Flush: examples never span files.
+        self._write(add_line(line))
+    self._write(add_line(""))  # Flush: examples never span files.
 
-  def _write(self, example: Optional[tf.train.Example]) -> None:
-    if example is not None:
-      self._writers[self.n_written % len(self._writers)].write(example.SerializeToString())
+  def _write(self, features: Optional[ExampleFeatures]) -> None:
+    if features is not None:
+      self._writers[self.n_written % len(self._writers)].write(serialize_example(features))
       self.n_written += 1
 
   def finish(self) -> None:
@@ -329,7 +574,7 @@ def _run_job(worker: Worker, job_id: int, args: argparse.Namespace, shard_dir: s
   """Child-process entry: one clear error line and exit code 1 on bad input."""
   try:
     worker(job_id, args, shard_dir)
-  except (ValueError, OSError, tf.errors.OpError) as e:
+  except reported_errors() as e:
     print(f"Job {job_id}: error: {e}", file=sys.stderr, flush=True)
     sys.exit(1)
 
@@ -338,8 +583,10 @@ def run_jobs(worker: Worker, args: argparse.Namespace, shard_dir: str) -> None:
   """Runs `worker(job_id, args, shard_dir)` for every job id.
 
   One process: in-process, like the original. Several: one `spawn`
-  process per job (TensorFlow is not fork-safe once its runtime started; the
-  original used the platform default, fork on Linux).
+  process per job (TensorFlow is not fork-safe once its runtime started in
+  the parent, e.g. in tests; the original used the platform default, fork on
+  Linux). A worker imports no TensorFlow for local paths, so it starts in
+  well under a second.
 
   Raises:
     JobsFailedError: a worker process exited with a non-zero code.
@@ -450,7 +697,7 @@ def check_input_files(directory: str, what: str) -> List[str]:
     ValueError: it is not a directory, is empty, or holds a sub-directory.
   """
   if _is_remote(directory):
-    if not tf.io.gfile.isdir(directory):
+    if not _tf().io.gfile.isdir(directory):
       raise FileNotFoundError(f"{what} {directory} does not exist or is not a directory.")
     names = sorted(listdir(directory))
   else:
@@ -556,7 +803,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     check_vocab(args.vocab_file)
     check_output_dir(args.output_dir, [args.corpus_dir, args.vocab_file])
     build_shards(write_examples, args, args.output_dir)
-  except (ValueError, OSError, JobsFailedError, tf.errors.OpError) as e:
+  except reported_errors() + (JobsFailedError,) as e:
     print(f"error: {e}", file=sys.stderr)
     return 1
   return 0

@@ -3,9 +3,12 @@
 Behaviour is exactly the original's (spec: data.md §2); only the speed differs:
 per-character decisions are memoized in `str.translate` tables, plain
 alphanumeric words skip the punctuation scan, the longest-match search never
-tries a substring longer than the longest vocabulary entry, and the pieces of
-each whitespace-separated token are cached. None of these changes an output
-(the tests compare with a literal transcription of the spec).
+tries a substring longer than the longest vocabulary entry, and
+`FullTokenizer` splits most lines on whitespace directly and looks each word
+up in a cache of its pieces (see `FullTokenizer`, which proves the split
+exact). None of these changes an output: the tests compare with a literal
+transcription of the spec, on random text and on whole real corpora, and
+`FullTokenizer(..., fast=False)` keeps the step-by-step path of the original.
 
 Example:
   >>> tokenizer = FullTokenizer("data/vocab/uncased_vocab.txt")
@@ -15,7 +18,9 @@ Example:
 from __future__ import annotations
 
 import collections
+import itertools
 import os
+import re
 import unicodedata
 from typing import Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
 
@@ -41,6 +46,15 @@ _ASCII_PUNCTUATION_RANGES = ((33, 47), (58, 64), (91, 96), (123, 126))
 # Words a tokenizer cache remembers before it is emptied (bounds memory on
 # huge corpora; natural text re-uses a small set of words).
 _CACHE_SIZE = 1 << 18
+
+# The only characters that Python's `str.split()` treats as whitespace but the
+# clean step (data.md §2.3 step 2) deletes: the control characters VT, FF,
+# U+001C-U+001F and NEL (category Cc; TAB, LF and CR count as whitespace).
+# Every other `str.isspace()` character cleans to one space or (U+2028,
+# U+2029) stays itself, still a separator. Checked over all code points in
+# the tests; `FullTokenizer` relies on it.
+DROPPED_SEPARATORS = "\x0b\x0c\x1c\x1d\x1e\x1f\x85"
+_DROPPED_SEPARATOR_RE = re.compile(f"[{DROPPED_SEPARATORS}]")
 
 
 def convert_to_unicode(text) -> str:
@@ -213,6 +227,29 @@ def _clean_and_pad_char(char: str) -> str:
   return _pad_chinese_char(char) if cleaned == char else cleaned
 
 
+# Non-ASCII characters that behave like ASCII punctuation in every step of
+# the basic tokenizer: kept by the clean step, not CJK, punctuation, unchanged
+# by lower-casing and NFD, not combining (e.g. curly quotes, dashes, "«", "¿").
+# Candidates: the Latin-1 and General Punctuation blocks (English text rarely
+# holds others; any other character takes the general path).
+def _is_plain_punctuation(char: str) -> bool:
+  return (_clean_and_pad_char(char) == char and _is_punctuation(char) and
+          char.lower() == char and unicodedata.normalize("NFD", char) == char and
+          unicodedata.combining(char) == 0)
+
+
+PLAIN_PUNCTUATION = "".join(
+    chr(cp) for cp in itertools.chain(range(0xA0, 0xC0), range(0x2000, 0x2070))
+    if _is_plain_punctuation(chr(cp)))
+
+# A "plain" word: printable non-space ASCII and `PLAIN_PUNCTUATION` only. The
+# basic tokenizer leaves such a word as it is (but for lower-casing ASCII
+# letters) and splits it into runs of ASCII letters and digits and single
+# punctuation chars (every other char of it is punctuation, data.md §2.3).
+_PLAIN_WORD_RE = re.compile(f"[!-~{re.escape(PLAIN_PUNCTUATION)}]+")
+_PLAIN_PUNCTUATION_SPLIT_RE = re.compile(r"[0-9A-Za-z]+|[^0-9A-Za-z]")
+
+
 class _TranslationTable(dict):
   """A `str.translate` table that computes and memoizes each code point's entry."""
 
@@ -343,8 +380,11 @@ class WordpieceTokenizer:
     self.unk_token = unk_token
     self.max_input_chars_per_word = max_input_chars_per_word
     # No substring longer than the longest entry can match, so the search
-    # starts there instead of at the end of the word.
+    # starts there instead of at the end of the word. Continuation pieces
+    # are looked up without their "##" (no string concatenation per try).
     self._max_token_chars = max((len(token) for token in vocab), default=0)
+    self._continuations = frozenset(token[2:] for token in vocab if token.startswith("##"))
+    self._max_continuation_chars = max(map(len, self._continuations), default=0)
     self._cache: Dict[str, Tuple[str, ...]] = {}
 
   def tokenize(self, text) -> List[str]:
@@ -376,33 +416,145 @@ class WordpieceTokenizer:
     length = len(word)
     if length > self.max_input_chars_per_word:
       return (self.unk_token,)
-    vocab = self.vocab
-    pieces = []
-    start = 0
+    vocab, continuations = self.vocab, self._continuations
+    end = min(length, self._max_token_chars)
+    while end and word[:end] not in vocab:
+      end -= 1
+    if not end:
+      return (self.unk_token,) if length else ()
+    pieces = [word[:end]]
+    max_continuation_chars = self._max_continuation_chars
+    start = end
     while start < length:
-      if start == 0:
-        end = min(length, self._max_token_chars)
-      else:
-        end = min(length, start + self._max_token_chars - 2)  # "##" takes 2 chars.
-      while end > start:
-        piece = word[start:end] if start == 0 else "##" + word[start:end]
-        if piece in vocab:
-          break
+      end = min(length, start + max_continuation_chars)
+      while end > start and word[start:end] not in continuations:
         end -= 1
-      else:
+      if end == start:
         return (self.unk_token,)
-      pieces.append(piece)
+      pieces.append("##" + word[start:end])
       start = end
     return tuple(pieces)
+
+
+def reference_tokenize(text, vocab: Mapping[str, int], do_lower_case: bool = True,
+                       strip_accents: bool = True, unk_token: str = "[UNK]",
+                       max_input_chars_per_word: int = 200) -> List[str]:
+  """The original's algorithm step by step: one character at a time, nothing memoized.
+
+  Spec: data.md §2.2-2.4. This is the slow reference that
+  `FullTokenizer(..., fast=False)` runs (at about the original's speed) and
+  that the tests hold the fast paths to.
+
+  Args:
+    text: str or UTF-8 bytes.
+    vocab: token -> id mapping.
+    do_lower_case: bool. Lower-case each token.
+    strip_accents: bool. When lower-casing, NFD-normalize and drop Mn chars.
+    unk_token: str. The token for a word WordPiece cannot split.
+    max_input_chars_per_word: int. Longer words become `unk_token`.
+
+  Returns:
+    The word pieces of `text`.
+  """
+  output: List[str] = []
+  for token in _reference_basic_tokens(text, do_lower_case, strip_accents):
+    output.extend(_reference_wordpiece(token, vocab, unk_token, max_input_chars_per_word))
+  return output
+
+
+def _reference_basic_tokens(text, do_lower_case: bool, strip_accents: bool) -> List[str]:
+  """data.md §2.3 steps 1-6, character by character."""
+  cleaned = []
+  for char in convert_to_unicode(text):  # Step 2: clean.
+    cp = ord(char)
+    if cp == 0 or cp == 0xFFFD or _is_control(char):
+      continue
+    cleaned.append(" " if _is_whitespace(char) else char)
+  padded = []
+  for char in cleaned:  # Step 3: surround CJK ideographs with spaces.
+    padded.extend((" ", char, " ") if _is_chinese_char(ord(char)) else (char,))
+  split_tokens: List[str] = []
+  for token in whitespace_tokenize("".join(padded)):  # Step 4.
+    if do_lower_case:  # Step 5.
+      token = token.lower()
+      if strip_accents:
+        token = "".join(char for char in unicodedata.normalize("NFD", token)
+                        if unicodedata.category(char) != "Mn")
+    run: List[str] = []
+    for char in token:
+      if _is_punctuation(char):
+        if run:
+          split_tokens.append("".join(run))
+          run = []
+        split_tokens.append(char)
+      else:
+        run.append(char)
+    if run:
+      split_tokens.append("".join(run))
+  return whitespace_tokenize(" ".join(split_tokens))  # Step 6.
+
+
+def _reference_wordpiece(token: str, vocab: Mapping[str, int], unk_token: str,
+                         max_input_chars_per_word: int) -> List[str]:
+  """data.md §2.4 for one token: every end position tried, longest first."""
+  if len(token) > max_input_chars_per_word:
+    return [unk_token]
+  pieces = []
+  start = 0
+  while start < len(token):
+    end = len(token)
+    while end > start:
+      piece = token[start:end] if start == 0 else "##" + token[start:end]
+      if piece in vocab:
+        break
+      end -= 1
+    else:
+      return [unk_token]
+    pieces.append(piece)
+    start = end
+  return pieces
+
+
+class _Memo(dict):
+  """`memo[key]` is `fn(key)`, computed on the first miss; emptied when full."""
+
+  def __init__(self, fn: Callable):
+    super().__init__()
+    self._fn = fn
+
+  def __missing__(self, key):
+    if len(self) >= _CACHE_SIZE:
+      self.clear()
+    value = self[key] = self._fn(key)
+    return value
 
 
 class FullTokenizer:
   """End-to-end BERT tokenizer: basic tokenization then WordPiece (spec: data.md §2.2).
 
+  Fast path (the default; same output, tested on whole corpora): a text is
+  split with Python's `str.split()` and each word's pieces are looked up in
+  a cache, with no per-character work for a word seen before. Why this is
+  exact: let T be the character map of basic steps 2-3 (clean, pad CJK
+  ideographs), so steps 2-4 yield `T(text).split()`. Write `text` as
+  whitespace runs s0 w1 s1 ... wn sn with `[w1, ..., wn] = text.split()`.
+  Unless `text` holds one of `DROPPED_SEPARATORS`, every inner T(si) is
+  non-empty whitespace (each `str.isspace()` char other than those cleans to
+  " " or stays itself), so `T(text).split()` is the concatenation of the
+  `T(wi).split()`. Step 5 and WordPiece then act on each token alone (and
+  the final re-split of step 6 changes nothing, as lower-casing and NFD
+  never create whitespace), so the pieces of `text` are the concatenation of
+  the pieces of its words. A text that does hold a dropped separator is
+  split by the full steps 2-4 instead; its tokens t are fixed points
+  (`T(t).split() == [t]`), so the same word cache serves both.
+
   Args:
     vocab_file: path of the WordPiece vocabulary (one token per line).
     do_lower_case: bool. Lower-case the text.
     strip_accents: bool. Strip accents (only effective when lower-casing).
+    fast: bool. False runs `reference_tokenize`, the original's algorithm
+      step by step (at about its speed): the baseline the fast path is
+      measured and tested against.
 
   Raises:
     FileNotFoundError: `vocab_file` does not exist.
@@ -410,7 +562,7 @@ class FullTokenizer:
   """
 
   def __init__(self, vocab_file: str, do_lower_case: bool = True,
-               strip_accents: bool = True):
+               strip_accents: bool = True, fast: bool = True):
     self.vocab_file = vocab_file
     self.vocab = load_vocab(vocab_file)
     validate_special_tokens(self.vocab, ("[UNK]",), vocab_file)
@@ -418,34 +570,75 @@ class FullTokenizer:
     self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case,
                                           strip_accents=strip_accents)
     self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
-    self._cache: Dict[str, Tuple[str, ...]] = {}
+    self.fast = fast
+    # Whitespace-free word of the text -> ids of its pieces, and basic token
+    # (after step 5) -> ids of its pieces. Ids suffice for `tokenize` too:
+    # `inv_vocab[vocab[piece]] == piece` for every piece (line indices are unique).
+    self._word_ids = _Memo(self._ids_of_word)
+    self._token_ids = _Memo(self._ids_of_token)
+    # A vocabulary entry is its own longest match (see `_ids_of_token`).
+    max_chars = self.wordpiece_tokenizer.max_input_chars_per_word
+    self._token_ids.update((token, (index,)) for token, index in self.vocab.items()
+                           if len(token) <= max_chars)
 
   def tokenize(self, text) -> List[str]:
     """Returns the word pieces of `text` (str or UTF-8 bytes)."""
-    cache = self._cache
-    output: List[str] = []
-    for token in self.basic_tokenizer.whitespace_tokens(text):
-      pieces = cache.get(token)
-      if pieces is None:
-        pieces = self._tokenize_whitespace_token(token)
-        if len(cache) >= _CACHE_SIZE:
-          cache.clear()
-        cache[token] = pieces
-      output.extend(pieces)
-    return output
+    if not self.fast:
+      return self._reference_tokenize(text)
+    return list(map(self.inv_vocab.__getitem__, self.tokenize_to_ids(text)))
 
-  def _tokenize_whitespace_token(self, token: str) -> Tuple[str, ...]:
-    """Basic step 5 then WordPiece for one whitespace-free token.
+  def tokenize_to_ids(self, text) -> List[int]:
+    """`convert_tokens_to_ids(tokenize(text))`, without the intermediate strings.
 
-    Equal to running the two tokenizers on the token: lower-casing and NFD
-    never create whitespace (checked over all code points in the tests), so
-    the basic tokenizer's final re-split (step 6) is the identity here.
+    Args:
+      text: str or UTF-8 bytes.
+
+    Returns:
+      The vocabulary ids of the word pieces of `text`.
     """
-    wordpiece = self.wordpiece_tokenizer.tokenize_word
-    pieces: List[str] = []
-    for piece in self.basic_tokenizer.normalize_and_split(token):
-      pieces.extend(wordpiece(piece))
-    return tuple(pieces)
+    if not self.fast:
+      return self.convert_tokens_to_ids(self._reference_tokenize(text))
+    if not isinstance(text, str):
+      text = convert_to_unicode(text)
+    if text.isprintable() or _DROPPED_SEPARATOR_RE.search(text) is None:
+      words = text.split()
+    else:  # Basic steps 2-4 on the whole text (see the class docstring).
+      words = self.basic_tokenizer.whitespace_tokens(text)
+    return list(itertools.chain.from_iterable(map(self._word_ids.__getitem__, words)))
+
+  def _ids_of_word(self, word: str) -> Tuple[int, ...]:
+    """Ids of the pieces of one whitespace-free word of the text: basic steps 2-5, WordPiece."""
+    token_ids = self._token_ids
+    if word.isprintable() if word.isascii() else _PLAIN_WORD_RE.fullmatch(word):
+      # A plain word (see `_PLAIN_WORD_RE`): nothing to clean, no CJK, accent
+      # stripping is the identity, every non-alphanumeric char is punctuation.
+      if self.basic_tokenizer.do_lower_case:
+        word = word.lower()
+      if word.isalnum():
+        return token_ids[word]
+      head = word[:-1]
+      if head.isalnum():  # The most common case: a word and a comma, stop, ...
+        return token_ids[head] + token_ids[word[-1]]
+      tokens = _PLAIN_PUNCTUATION_SPLIT_RE.findall(word)
+    else:
+      basic = self.basic_tokenizer
+      tokens = [piece for token in basic.whitespace_tokens(word)
+                for piece in basic.normalize_and_split(token)]
+    return tuple(itertools.chain.from_iterable(map(token_ids.__getitem__, tokens)))
+
+  def _ids_of_token(self, token: str) -> Tuple[int, ...]:
+    """Ids of the WordPiece pieces of one basic token."""
+    wordpiece = self.wordpiece_tokenizer
+    if len(token) <= wordpiece.max_input_chars_per_word:
+      index = self.vocab.get(token)
+      if index is not None:  # The longest match of a vocabulary entry is itself.
+        return (index,)
+    return tuple(map(self.vocab.__getitem__, wordpiece._greedy_longest_match(token)))
+
+  def _reference_tokenize(self, text) -> List[str]:
+    basic, wordpiece = self.basic_tokenizer, self.wordpiece_tokenizer
+    return reference_tokenize(text, self.vocab, basic.do_lower_case, basic.strip_accents,
+                              wordpiece.unk_token, wordpiece.max_input_chars_per_word)
 
   def convert_tokens_to_ids(self, tokens: Iterable[str]) -> List[int]:
     """Token -> id (KeyError for a token not in the vocabulary)."""

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -148,7 +149,8 @@ def seeded_file_order(names, seed):
 
 @pytest.fixture(scope="module")
 def tokenizer(vocab_file):
-  return tokenization.FullTokenizer(vocab_file)
+  # The reference (original) tokenizer path: the builder's fast path must match it.
+  return tokenization.FullTokenizer(vocab_file, fast=False)
 
 
 @pytest.fixture
@@ -208,6 +210,15 @@ def test_seeded_build_matches_reference(corpus_dir, vocab_file, tokenizer, tmp_p
   progress = [PROGRESS.fullmatch(line).groups() for line in lines[2:-1]]
   assert [(p[1], p[2], p[3]) for p in progress] == [("1", "3", "33.3"), ("2", "3", "66.7")]
   assert int(progress[-1][4]) < len(expected)
+  # Byte for byte what TensorFlow writes (map entries in sorted order).
+  for i in range(1000):
+    name = f"pretrain_data.tfrecord-{i}-of-1000"
+    with tf.io.TFRecordWriter(str(tmp_path / name)) as writer:
+      for record in shards.get(i, []):
+        writer.write(bpd.ExampleFeatures(*record).to_tf_example().SerializeToString(
+            deterministic=True))
+    with open(os.path.join(out, name), "rb") as f1, open(tmp_path / name, "rb") as f2:
+      assert f1.read() == f2.read(), name
 
 
 def test_examples_come_from_one_file_in_document_order(corpus_dir, vocab_file, tokenizer,
@@ -264,7 +275,7 @@ def test_blank_lines_ignored_and_options(corpus_dir, vocab_file, tmp_path):
   out = str(tmp_path / "out")
   assert build(corpus_dir, vocab_file, out, "--max-seq-length", "41", "--seed", "2",
                "--blanks-separate-docs", "", "--no-lower-case") == 0
-  cased = tokenization.FullTokenizer(vocab_file, do_lower_case=False)
+  cased = tokenization.FullTokenizer(vocab_file, do_lower_case=False, fast=False)
   order, rng = seeded_file_order(os.listdir(corpus_dir), 2)
   expected = reference_examples([os.path.join(corpus_dir, n) for n in order], cased, 41, rng,
                                 blanks=False)
@@ -272,7 +283,7 @@ def test_blank_lines_ignored_and_options(corpus_dir, vocab_file, tmp_path):
   assert any(100 in ids for ids, _, _ in expected)  # Capitalized words -> [UNK].
 
 
-@pytest.mark.slow  # Two spawned workers, each importing TensorFlow.
+@pytest.mark.slow  # Two spawned worker processes.
 def test_two_processes_seed_each_worker(corpus_dir, vocab_file, tokenizer, tmp_path, capfd):
   out = str(tmp_path / "out")
   assert build(corpus_dir, vocab_file, out, "--max-seq-length", "33", "--seed", "100",
@@ -416,7 +427,7 @@ def test_invalid_utf8_corpus_file_fails_without_output(corpus_dir, vocab_file, t
   assert os.listdir(out) == [] and not os.path.exists(str(out) + ".incomplete")
 
 
-@pytest.mark.slow  # A subprocess and two spawned workers, each importing TensorFlow.
+@pytest.mark.slow  # A subprocess and two spawned workers.
 def test_cli_subprocess_exit_codes_two_processes(corpus_dir, vocab_file, tmp_path):
   """A worker failing in a child process makes the whole command fail (exit 1)."""
   bad = os.path.join(corpus_dir, "zz_bad.txt")
@@ -434,3 +445,84 @@ def test_cli_subprocess_exit_codes_two_processes(corpus_dir, vocab_file, tmp_pat
   assert "error: job 1 (exit code 1) failed" in result.stderr
   assert "Job 0: Done!" in result.stdout
   assert os.listdir(out) == [] and not os.path.exists(str(out) + ".incomplete")
+
+
+# --- serialization and TFRecord framing without TensorFlow ------------------------
+
+
+def test_serialize_example_matches_tensorflow():
+  rng = random.Random(4)
+  special = [0, 1, 127, 128, 16383, 16384, 30521, 2**31, 2**63 - 1, -1, -2**63]
+  for length in (1, 5, 33, 128, 512):
+    for _ in range(10):
+      features = bpd.ExampleFeatures(
+          [rng.choice(special + [rng.randint(0, 30521)]) for _ in range(length)],
+          [rng.randint(0, 1) for _ in range(length)],
+          [rng.choice([0, 1, 200, 300]) for _ in range(length)])
+      serialized = bpd.serialize_example(features)
+      example = features.to_tf_example()
+      assert serialized == example.SerializeToString(deterministic=True)
+      assert tf.train.Example.FromString(serialized) == example
+  empty = bpd.ExampleFeatures([], [], [])
+  assert bpd.serialize_example(empty) == empty.to_tf_example().SerializeToString(
+      deterministic=True)
+  # Any int sequence, e.g. a numpy array (whose bytes() would be its raw buffer).
+  array = bpd.ExampleFeatures(np.array([5, 200, 30000]), [1, 1, 1], (0, 0, 1))
+  assert bpd.serialize_example(array) == bpd.ExampleFeatures(
+      [5, 200, 30000], [1, 1, 1], [0, 0, 1]).to_tf_example().SerializeToString(deterministic=True)
+
+
+def _bytewise_crc32c(data):
+  """CRC-32C bit by bit (reflected polynomial 0x82F63B78), the textbook definition."""
+  crc = 0xFFFFFFFF
+  for byte in data:
+    crc ^= byte
+    for _ in range(8):
+      crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+  return crc ^ 0xFFFFFFFF
+
+
+def test_crc32c_known_values_and_block_boundaries():
+  # RFC 3720 B.4 test vectors and the classic check value.
+  assert bpd.crc32c(b"123456789") == 0xE3069283
+  assert bpd.crc32c(bytes(32)) == 0x8A9136AA
+  assert bpd.crc32c(b"\xff" * 32) == 0x62A8AB43
+  assert bpd.crc32c(bytes(range(32))) == 0x46DD794E
+  assert bpd.crc32c(b"") == 0
+  rng = random.Random(8)
+  block = bpd._Crc32c.BLOCK
+  for size in list(range(40)) + [block - 1, block, block + 1, block + 3, block + 4,
+                                 2 * block + 2, 3000]:
+    data = bytes(rng.getrandbits(8) for _ in range(size))
+    assert bpd.crc32c(data) == _bytewise_crc32c(data), size
+
+
+def test_tfrecord_writer_matches_tensorflow(tmp_path):
+  rng = random.Random(9)
+  records = [b"", b"x", b"\x00" * 4] + [
+      bytes(rng.getrandbits(8) for _ in range(rng.choice([3, 600, 1024, 1500, 2100])))
+      for _ in range(30)]
+  ours, theirs = str(tmp_path / "ours"), str(tmp_path / "theirs")
+  writer = bpd.TFRecordFileWriter(ours)
+  for record in records:
+    writer.write(record)
+  writer.close()
+  with tf.io.TFRecordWriter(theirs) as tf_writer:
+    for record in records:
+      tf_writer.write(record)
+  with open(ours, "rb") as f1, open(theirs, "rb") as f2:
+    assert f1.read() == f2.read()
+  assert [r.numpy() for r in tf.data.TFRecordDataset(ours)] == records
+
+
+def test_local_build_does_not_import_tensorflow(corpus_dir, vocab_file, tmp_path):
+  """TF is needed only for remote paths: workers start fast without it."""
+  out = str(tmp_path / "out")
+  code = (f"import sys; import build_pretraining_dataset as bpd; "
+          f"code = bpd.main(['--corpus-dir', {corpus_dir!r}, '--vocab-file', {vocab_file!r}, "
+          f"'--output-dir', {out!r}, '--seed', '3', '--max-seq-length', '40']); "
+          f"print('exit', code, 'tensorflow' in sys.modules)")
+  result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=300)
+  assert result.stdout.strip().split("\n")[-1] == "exit 0 False", result.stderr
+  assert read_shards(out, 40)  # Readable by tf.data.

@@ -5,6 +5,7 @@ the longest vocab entry at its position) and, where published, against the
 well-known outputs of the released BERT tokenizers ("unaffable" ->
 una ##ffa ##ble, "Johanson" -> johan ##son, "hello"/"world" -> 7592/2088).
 """
+import glob
 import os
 import random
 import re
@@ -13,7 +14,7 @@ import unicodedata
 import pytest
 
 from model import tokenization
-from tests.conftest import TEST_DATA
+from tests.conftest import SAMPLE_CORPUS, TEST_DATA
 
 CASED_VOCAB = os.path.join(TEST_DATA, "vocab", "cased_vocab.txt")
 
@@ -118,15 +119,42 @@ def test_fast_path_preconditions_hold_for_every_code_point():
   # The tokenizer skips the punctuation scan for `str.isalnum()` words and skips
   # BasicTokenizer's final re-split: both are exact only if no alphanumeric
   # char is punctuation and lower-casing/NFD never create whitespace.
+  # FullTokenizer splits texts with `str.split()` before cleaning: exact only
+  # if the clean+CJK map T turns every `isspace()` char but DROPPED_SEPARATORS
+  # into non-empty whitespace, and every other char into "", itself or " c ".
+  dropped = []
   for cp in range(0x110000):
     char = chr(cp)
     if char.isalnum():
       assert unicodedata.category(char)[0] in "LN", hex(cp)
-    if not char.isspace():
-      lowered = char.lower()
-      for text in (lowered, unicodedata.normalize("NFD", lowered)):
-        assert not any(c.isspace() for c in text), hex(cp)
+    mapped = tokenization._clean_and_pad_char(char)
+    if char.isspace():
+      if mapped == "":
+        dropped.append(char)
+      else:
+        assert mapped.isspace(), hex(cp)
+      continue
+    assert mapped in ("", char, f" {char} "), hex(cp)
+    lowered = char.lower()
+    for text in (lowered, unicodedata.normalize("NFD", lowered)):
+      assert not any(c.isspace() for c in text), hex(cp)
+  assert "".join(dropped) == tokenization.DROPPED_SEPARATORS
   assert not any(tokenization._is_punctuation(c) for c in "aZ09٣Ⅷ")
+
+
+def test_plain_punctuation_behaves_like_ascii_punctuation():
+  # Words of printable ASCII and PLAIN_PUNCTUATION take the regex split.
+  plain = tokenization.PLAIN_PUNCTUATION
+  assert set("‘’“”—–…«»¿¡§·‐") <= set(plain)
+  for char in plain:
+    assert unicodedata.category(char).startswith("P"), repr(char)
+    assert char.lower() == char and unicodedata.normalize("NFD", char) == char
+    assert unicodedata.combining(char) == 0 and not char.isspace()
+    assert tokenization.BasicTokenizer().tokenize(f"a{char}B") == ["a", char, "b"]
+  for char in "°€©\u00ad\u00a0\u200b\u2028\u2060":  # Symbols, SHY, spaces, format chars.
+    assert char not in plain, repr(char)
+  printable = [chr(cp) for cp in range(33, 127)]
+  assert all(c.isalnum() != tokenization._is_punctuation(c) for c in printable)
 
 
 # --- basic tokenizer --------------------------------------------------------
@@ -335,3 +363,110 @@ def test_matches_literal_reference_on_random_text(vocab_file, moby_dick_lines, v
   for text in texts:
     assert tokenizer.tokenize(text) == _reference_tokenize(text, tokenizer.vocab, lower, strip), (
         repr(text))
+
+
+# --- fast path == reference ---------------------------------------------------
+
+CORPUS_FILES = [SAMPLE_CORPUS] + sorted(glob.glob(os.path.join(TEST_DATA, "corpus", "*.txt")))
+
+
+def _corpus_lines():
+  lines = []
+  for path in CORPUS_FILES:
+    with open(path, encoding="utf-8") as f:
+      lines.extend(line.strip() for line in f)
+  return lines
+
+
+def test_fast_path_equals_reference_on_whole_corpora(vocab_file):
+  # Every line of the bundled Moby-Dick and of the corpus slices; one
+  # tokenizer instance throughout, so later lines hit the caches.
+  fast = tokenization.FullTokenizer(vocab_file)
+  reference = tokenization.FullTokenizer(vocab_file, fast=False)
+  basic = tokenization.BasicTokenizer()
+  lines = _corpus_lines()
+  assert len(lines) > 2500 and sum(map(len, lines)) > 1_000_000
+  n_tokens = 0
+  for i, line in enumerate(lines):
+    expected = reference.tokenize(line)
+    ids = fast.tokenize_to_ids(line)
+    assert ids == reference.convert_tokens_to_ids(expected), (i, line)
+    n_tokens += len(ids)
+    if i % 4 == 0:  # The string API and the classes' own composition.
+      assert fast.tokenize(line) == expected, (i, line)
+      assert [piece for token in basic.tokenize(line)
+              for piece in fast.wordpiece_tokenizer.tokenize(token)] == expected, (i, line)
+  assert n_tokens > 290_000
+  assert len(fast._word_ids) > 30_000  # The cache is in use.
+
+
+def _tricky_texts(rng, n):
+  """Random texts over the characters where the fast path could go wrong."""
+  words = ["the", "The", "THE", "whale,", "“Whale”", "don’t", "a—b", "e.g.", "##ing", "[CLS]",
+           "naïve", "Crème", "İstanbul", "ΣΑΣ", "ΌΣΟΣ", "σ", "中国", "ひらがな", "한국어", "x\u0301",
+           "\u0301x", "a" * 205, "b" * 200, "unaffable", "$5", "€5", "°C", "1,000.5", "…",
+           "¿Qué?", "«x»", "a\u00adb", "q\u200bz", "a\ufeffb", "\ufffd", "x\x00y", "\x7f",
+           "ﬁne", "Ǆ", "ß", "ﬀ", "\U00020000x", "\uf900", "#", "##", "'", "-", "_"]
+  separators = [" ", "  ", "\t", "\n", "\r", "\u00a0", "\u3000", "\u2028", "\u2029", "\u202f",
+                "\x0b", "\x0c", "\x1c", "\x1f", "\x85", "\x0b ", " \x85 ", ""]
+  texts = []
+  for _ in range(n):
+    parts = []
+    for _ in range(rng.randint(0, 12)):
+      parts.append(rng.choice(words) if rng.random() < 0.8 else
+                   "".join(rng.choice(words[:40])[:3] for _ in range(rng.randint(1, 3))))
+      parts.append(rng.choice(separators))
+    texts.append("".join(parts))
+  return texts
+
+
+@pytest.mark.parametrize("vocab_path,lower,strip", [
+    ("uncased", True, True), ("uncased", True, False), ("cased", False, True)],
+    ids=["uncased", "uncased_no_strip", "cased"])
+def test_fast_path_equals_reference_on_tricky_text(vocab_file, vocab_path, lower, strip):
+  path = vocab_file if vocab_path == "uncased" else CASED_VOCAB
+  fast = tokenization.FullTokenizer(path, do_lower_case=lower, strip_accents=strip)
+  texts = _tricky_texts(random.Random(7), 3000)
+  assert sum(any(c in text for c in tokenization.DROPPED_SEPARATORS) for text in texts) > 500
+  for text in texts:
+    expected = tokenization.reference_tokenize(text, fast.vocab, lower, strip)
+    assert fast.tokenize(text) == expected, repr(text)
+    assert fast.tokenize_to_ids(text.encode("utf-8")) == fast.convert_tokens_to_ids(expected)
+  # The reference itself agrees with the independent transcription above.
+  for text in texts[:300]:
+    assert tokenization.reference_tokenize(text, fast.vocab, lower, strip) == (
+        _reference_tokenize(text, fast.vocab, lower, strip)), repr(text)
+
+
+def test_fast_path_with_full_caches_and_odd_vocab(tmp_path, monkeypatch):
+  # Tiny caches (emptied every few words) and a vocab with a duplicate line,
+  # a "##" entry and an entry longer than max_input_chars_per_word.
+  long_entry = "a" * 201
+  path = _write(tmp_path, "v.txt", "\n".join(
+      ["[UNK]", "ab", "a", "##b", "##", "b", "ab", "#", "##a", ",", long_entry]).encode())
+  assert tokenization.FullTokenizer(path).tokenize(long_entry) == ["[UNK]"]  # Too long.
+  monkeypatch.setattr(tokenization, "_CACHE_SIZE", 5)
+  fast = tokenization.FullTokenizer(path)
+  reference = tokenization.FullTokenizer(path, fast=False)
+  rng = random.Random(3)
+  for _ in range(2000):
+    text = " ".join("".join(rng.choice("aAb#,c") for _ in range(rng.randint(0, 7)))
+                    for _ in range(rng.randint(0, 6)))
+    assert fast.tokenize(text) == reference.tokenize(text), repr(text)
+  assert fast.tokenize(long_entry + " ab,") == ["[UNK]", "ab", ","]
+  assert fast.convert_tokens_to_ids(fast.tokenize("ab")) == [6]  # The later duplicate.
+  assert len(fast._word_ids) <= 5
+
+
+def test_wordpiece_longest_match_equals_reference():
+  vocab = {t: i for i, t in enumerate(["[UNK]", "a", "b", "ab", "abc", "##", "##a", "##bc",
+                                       "##abc", "#", "##b", "c" * 6])}
+  wordpiece = tokenization.WordpieceTokenizer(vocab, max_input_chars_per_word=9)
+  rng = random.Random(5)
+  words = ["", "#", "##", "##a", "##abc", "c" * 6, "c" * 7, "a" * 9, "a" * 10]
+  words += ["".join(rng.choice("abc#") for _ in range(rng.randint(1, 11))) for _ in range(3000)]
+  for word in words:
+    assert list(wordpiece._greedy_longest_match(word)) == tokenization._reference_wordpiece(
+        word, vocab, "[UNK]", 9), repr(word)
+  assert wordpiece.tokenize_word("abcbc") == ("abc", "##bc")
+  assert wordpiece.tokenize_word("a" * 10) == ("[UNK]",)
