@@ -1,0 +1,506 @@
+"""End-to-end fine-tuning (run_finetuning.py, finetune/model_runner.py) on real data slices.
+
+Tiny odd-sized encoders (hidden 32, 2 layers, 2 heads, intermediate 37,
+embedding 16, max_seq_length 64) fine-tuned for one epoch on the real BoolQ /
+sentence-polarity slices of tests/data/finetune (as custom tasks and under the
+built-in `sst` name), SQuAD 1.1 (tests/data/qa) and CoNLL chunking
+(tests/data/tagging). Checked against independent references: labels read
+back from the TSVs with `csv`, cross-entropy / accuracy recomputed with numpy,
+SQuAD exact match recomputed with the official normalization, the layer-wise
+learning-rate formula of model.md §7.2 written out by hand.
+"""
+import csv
+import json
+import logging
+import os
+import pickle
+import re
+import shutil
+import string
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import run_finetuning
+from configure_finetuning import FinetuningConfig
+from finetune import finetuning_model, task_builder
+from finetune.model_runner import ModelRunner, trial_seed
+from model import checkpointing
+from tests.conftest import TEST_DATA, UNCASED_VOCAB
+
+FINETUNE_DATA = os.path.join(TEST_DATA, "finetune")
+TINY_MODEL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "intermediate_size": 37}
+BOOLQ = {"name": "boolq", "type": "classification", "text_a_column": 1, "text_b_column": 2,
+         "label_column": 3, "labels": ["False", "True"]}
+SST_LIKE = {"name": "sst_like", "type": "classification", "text_a_column": 0,
+            "label_column": 1, "labels": ["0", "1"]}
+
+
+DEFAULT = object()  # tiny_hparams(init_checkpoint=DEFAULT): keep the config's default
+
+
+def tiny_hparams(**overrides):
+  hparams = {"model_hparam_overrides": dict(TINY_MODEL), "embedding_size": 16,
+             "max_seq_length": 64, "num_train_epochs": 1.0, "train_batch_size": 8,
+             "eval_batch_size": 8, "predict_batch_size": 5, "vocab_file": UNCASED_VOCAB,
+             "init_checkpoint": None, "seed": 11, "task_configs": [BOOLQ, SST_LIKE]}
+  hparams.update(overrides)
+  return {k: v for k, v in hparams.items() if v is not DEFAULT}
+
+
+def read_tsv(path):
+  with open(path, encoding="utf-8") as f:
+    return list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+class LogLines(logging.Handler):
+  """Collects the "electra" logger's messages (scripts may disable propagation)."""
+
+  def __init__(self):
+    super().__init__(logging.INFO)
+    self.lines = []
+
+  def emit(self, record):
+    self.lines.extend(record.getMessage().split("\n"))
+
+
+@pytest.fixture
+def log_lines():
+  handler = LogLines()
+  logger = logging.getLogger("electra")
+  old_level = logger.level
+  logger.addHandler(handler)
+  logger.setLevel(logging.INFO)
+  yield handler.lines
+  logger.removeHandler(handler)
+  logger.setLevel(old_level)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  """<data_dir>/finetuning_data/{boolq,sst_like,sst}: real slices; sst gets a test.tsv."""
+  root = tmp_path_factory.mktemp("ft_data")
+  raw = root / "finetuning_data"
+  for name in ("boolq", "sst_like"):
+    shutil.copytree(os.path.join(FINETUNE_DATA, name), raw / name)
+  shutil.copytree(os.path.join(FINETUNE_DATA, "sst_like"), raw / "sst")
+  dev_rows = read_tsv(os.path.join(FINETUNE_DATA, "sst_like", "dev.tsv"))[1:]
+  with open(raw / "sst" / "test.tsv", "w", encoding="utf-8") as f:  # GLUE SST-2 test layout
+    f.write("index\tsentence\n")
+    for i, row in enumerate(dev_rows[:7]):
+      f.write(f"{i}\t{row[0]}\n")
+  return str(root)
+
+
+def make_config(data_dir, model_name="electra_test", **hparams):
+  return FinetuningConfig(model_name, data_dir, **tiny_hparams(**hparams))
+
+
+def trial_model_dir(config, trial):
+  return f"{config.model_dir}_{trial}"
+
+
+# ----------------------------------------------------------------------------
+# Custom tasks, multi-task, trials, cache, seeds
+# ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def multitask_run(data_dir):
+  handler = LogLines()
+  logger = logging.getLogger("electra")
+  logger.addHandler(handler)
+  old_level = logger.level
+  logger.setLevel(logging.INFO)
+  try:
+    config = make_config(data_dir, task_names=["boolq", "sst_like"], num_trials=2,
+                         num_train_epochs=2.0)
+    results = run_finetuning.run_finetuning(config)
+  finally:
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
+  return config, results, handler.lines
+
+
+def test_multitask_two_trials_results_files(multitask_run):
+  config, results, lines = multitask_run
+  assert config.results_txt.endswith(os.path.join("results", "boolq,sst_like_results.txt"))
+  assert len(results) == 2
+  for trial_results in results:
+    assert list(trial_results) == ["boolq", "sst_like"]
+    for task_results in trial_results.values():
+      assert list(task_results) == ["accuracy", "loss"]
+  with open(config.results_pkl, "rb") as f:
+    assert pickle.load(f) == results
+  with open(config.results_txt, encoding="utf-8") as f:
+    text_lines = f.read().splitlines()
+  expected = [f"{task}: accuracy: {r[task]['accuracy']:.2f} - loss: {r[task]['loss']:.2f}"
+              for r in results for task in ("boolq", "sst_like")]
+  assert text_lines == expected
+  # 12 boolq and 10 sst_like dev rows: accuracies are multiples of 100/12 and 100/10.
+  for r in results:
+    assert round(r["boolq"]["accuracy"] * 12 / 100, 6).is_integer()
+    assert round(r["sst_like"]["accuracy"] * 10 / 100, 6).is_integer()
+  assert "Config: model=electra_test, trial 1/2" in lines
+  assert lines.count("Start training: model=electra_test, trial 1/2") == 2
+  assert lines.count("Evaluating boolq") == 2 and lines.count("Evaluating sst_like") == 2
+  assert sum(line.startswith("boolq: accuracy: ") for line in lines) == 2
+
+
+def test_multitask_train_steps_eta_and_cache_reuse(multitask_run):
+  config, _, lines = multitask_run
+  # 24 boolq + 30 sst_like rows = 54, padded to 56 = 7 batches of 8, times 2 epochs.
+  assert lines.count("Training for 14 steps") == 2
+  eta = [line for line in lines if re.match(r"\d+/14 = ", line)]
+  assert eta and all(line.startswith("10/14 = 71.4%, SPS: ") for line in eta)
+  # The train tfrecords are built once (trial 1) and reused by trial 2.
+  train_loads = [i for i, line in enumerate(lines)
+                 if line == "Loading dataset boolq_sst_like_train"]
+  assert len(train_loads) == 2
+  assert lines[train_loads[0] + 1] == "Existing tfrecords not found so creating"
+  assert lines[train_loads[1] + 1] != "Existing tfrecords not found so creating"
+  for trial in (1, 2):  # keep_all_models defaults to true
+    assert checkpointing.latest_checkpoint(trial_model_dir(config, trial)).endswith("ckpt-14")
+
+
+def test_trials_use_different_seeds(multitask_run):
+  config, results, _ = multitask_run
+  assert trial_seed(11, 1) == 12 and trial_seed(11, 2) == 13 and trial_seed(None, 3) is None
+  heads = []
+  for trial in (1, 2):
+    reader = tf.train.load_checkpoint(trial_model_dir(config, trial) + "/model.ckpt-0")
+    heads.append(reader.get_tensor("task_specific/boolq/dense/kernel"))
+  assert not np.allclose(heads[0], heads[1])  # new head initialization per trial
+  assert results[0]["boolq"]["loss"] != results[1]["boolq"]["loss"]
+
+
+def test_model_runner_initialization_is_seeded_per_trial(data_dir):
+  config = make_config(data_dir, task_names=["sst_like"], do_train=False)
+  tasks = task_builder.get_tasks(config)
+
+  def head(trial):
+    runner = ModelRunner(config, tasks, os.path.join(data_dir, "unused"), trial)
+    return runner.model.named_variables()["task_specific/sst_like/dense/kernel"].numpy()
+
+  np.testing.assert_array_equal(head(1), head(1))
+  assert not np.allclose(head(1), head(2))
+
+
+# ----------------------------------------------------------------------------
+# The built-in `sst` task: metrics, test outputs, GLUE TSV, eval-only
+# ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sst_run(data_dir):
+  """Two trials; only the last model is kept and only trial 1 writes test outputs."""
+  config = make_config(data_dir, "electra_sst", task_names=["sst"], num_trials=2,
+                       keep_all_models=False, write_test_outputs=True, n_writes_test=1)
+  results = run_finetuning.run_finetuning(config)
+  return config, results
+
+
+def test_sst_keeps_only_the_last_model(sst_run):
+  config, results = sst_run
+  assert len(results) == 2
+  assert not os.path.exists(trial_model_dir(config, 1))
+  # (30 train rows padded to 32) // 8 = 4 steps.
+  assert checkpointing.latest_checkpoint(trial_model_dir(config, 2)).endswith("ckpt-4")
+
+
+def test_sst_metrics_match_numpy_recomputation(sst_run, data_dir):
+  config, results = sst_run
+  assert list(results[1]["sst"]) == ["accuracy", "loss"]
+  eval_config = make_config(data_dir, "electra_sst", task_names=["sst"], do_train=False)
+  tasks = task_builder.get_tasks(eval_config)
+  runner = ModelRunner(eval_config, tasks, trial_model_dir(config, 2))
+  logits = {int(out["eid"]): out["logits"] for _, out in runner.predict(tasks, "dev")}
+  labels = [int(row[1]) for row in read_tsv(os.path.join(data_dir, "finetuning_data", "sst",
+                                                         "dev.tsv"))[1:]]
+  assert sorted(logits) == list(range(len(labels))) == list(range(10))  # padding skipped
+  stacked = np.stack([logits[i] for i in range(10)]).astype(np.float64)
+  log_probs = stacked - np.log(np.exp(stacked).sum(-1, keepdims=True))
+  loss = -np.mean(log_probs[np.arange(10), labels])
+  accuracy = 100.0 * np.mean(np.argmax(stacked, -1) == np.array(labels))
+  assert results[1]["sst"]["accuracy"] == pytest.approx(accuracy)
+  assert results[1]["sst"]["loss"] == pytest.approx(loss, rel=1e-5)
+
+
+def test_sst_test_outputs_and_glue_tsv(sst_run, data_dir):
+  config, _ = sst_run
+  path = config.test_predictions("sst", "test", 1)
+  assert path.endswith(os.path.join("models", "electra_sst", "test_predictions",
+                                    "sst_test_1_predictions.pkl"))
+  with open(path, "rb") as f:
+    predictions = pickle.load(f)
+  assert sorted(predictions) == list(range(7))
+  assert all(np.asarray(v).shape == (2,) for v in predictions.values())
+  tsv = os.path.join(os.path.dirname(config.results_txt), "sst_glue_submission_1", "SST-2.tsv")
+  rows = read_tsv(tsv)
+  assert rows[0] == ["index", "prediction"]
+  assert rows[1:] == [[str(i), str(int(np.argmax(predictions[i])))] for i in range(7)]
+  # n_writes_test = 1: trial 2 writes no test outputs.
+  assert not os.path.exists(config.test_predictions("sst", "test", 2))
+  assert not os.path.exists(tsv.replace("submission_1", "submission_2"))
+
+
+def test_eval_only_from_finetuned_dir_reproduces_metrics(sst_run, data_dir, log_lines):
+  config, results = sst_run
+  finetuned_dir = trial_model_dir(config, 2)
+  eval_dir = os.path.join(data_dir, "eval_only", "sst_model")
+  eval_config = make_config(data_dir, "electra_sst", task_names=["sst"], do_train=False,
+                            init_checkpoint=finetuned_dir, model_dir=eval_dir,
+                            results_txt=os.path.join(data_dir, "eval_only", "r.txt"),
+                            results_pkl=os.path.join(data_dir, "eval_only", "r.pkl"))
+  eval_results = run_finetuning.run_finetuning(eval_config)
+  assert eval_results[0]["sst"] == pytest.approx(results[1]["sst"], rel=1e-6)
+  assert not any(line.startswith("Start training") for line in log_lines)
+  assert not os.path.exists(eval_dir + "_1")  # nothing trained, nothing written
+  # Encoder (5 + 2 + 2 * 16) and the task head are all loaded from the fine-tuned model.
+  assert any(line.startswith("Restored 41 variables from " + finetuned_dir + "/model.ckpt-")
+             for line in log_lines)
+
+
+# ----------------------------------------------------------------------------
+# init_checkpoint: partial load of a pre-trained model, errors
+# ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pretrained_dir(data_dir):
+  """A pre-training-format checkpoint: encoder `electra/*` plus discriminator head, step."""
+  config = make_config(data_dir, task_names=["sst_like"])
+  model = finetuning_model.FinetuningModel(config, task_builder.get_tasks(config))
+  variables = {name: v for name, v in model.named_variables().items()
+               if name.startswith("electra/")}
+  variables["discriminator_predictions/dense/kernel"] = tf.Variable(tf.ones([32, 32]))
+  variables["global_step"] = tf.Variable(1000, dtype=tf.int64)
+  directory = os.path.join(data_dir, "models", "electra_pre")
+  checkpointing.save_checkpoint(directory, 1000, variables)
+  return directory
+
+
+def test_init_from_pretrained_loads_encoder_only(data_dir, pretrained_dir, log_lines):
+  config = make_config(data_dir, "electra_pre", task_names=["sst_like"],
+                       init_checkpoint=DEFAULT)
+  assert config.init_checkpoint == pretrained_dir
+  runner = ModelRunner(config, task_builder.get_tasks(config),
+                       os.path.join(data_dir, "init_test", "m_1"))
+  reader = tf.train.load_checkpoint(pretrained_dir + "/model.ckpt-1000")
+  encoder = {n: v for n, v in runner.model.named_variables().items() if n.startswith("electra/")}
+  assert len(encoder) == 39
+  for name, variable in encoder.items():
+    np.testing.assert_array_equal(variable.numpy(), reader.get_tensor(name))
+  report = runner.init_report
+  assert report.restored == sorted(encoder)
+  assert report.missing == ["task_specific/sst_like/dense/bias",
+                            "task_specific/sst_like/dense/kernel"]
+  assert "discriminator_predictions/dense/kernel" in report.unexpected
+  assert any(line.startswith(f"Restored 39 variables from {pretrained_dir}/model.ckpt-1000")
+             for line in log_lines)
+  assert any("in the checkpoint but not in the model, ignored" in line for line in log_lines)
+
+
+def test_init_checkpoint_model_size_mismatch_error(data_dir, pretrained_dir):
+  config = make_config(data_dir, "electra_pre", task_names=["sst_like"],
+                       init_checkpoint=pretrained_dir,
+                       model_hparam_overrides=dict(TINY_MODEL, hidden_size=48))
+  with pytest.raises(ValueError, match="model_size") as error:
+    run_finetuning.run_finetuning(config)
+  assert "checkpoint [16, 32] vs model [16, 48]" in str(error.value)
+
+
+def test_missing_init_checkpoint_error(data_dir):
+  config = make_config(data_dir, "no_such_model", task_names=["sst_like"],
+                       init_checkpoint=DEFAULT)
+  with pytest.raises(FileNotFoundError, match="init_checkpoint") as error:
+    run_finetuning.run_finetuning(config)
+  message = str(error.value)
+  assert os.path.join(data_dir, "models", "no_such_model") in message and "null" in message
+
+
+def test_missing_dev_data_error_before_training(data_dir):
+  task = dict(SST_LIKE, name="nodev", dev_file=os.path.join(data_dir, "absent.tsv"),
+              train_file=os.path.join(FINETUNE_DATA, "sst_like", "train.tsv"))
+  config = make_config(data_dir, task_names=["nodev"], task_configs=[task])
+  with pytest.raises(FileNotFoundError, match="nodev: no dev data at .*absent.tsv"):
+    run_finetuning.run_finetuning(config)
+  assert not os.path.exists(trial_model_dir(config, 1))
+
+
+# ----------------------------------------------------------------------------
+# Layer-wise learning rates (model.md §7.2) reach the runner's optimizer
+# ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fix", [False, True])
+def test_layerwise_learning_rates_12_layers(data_dir, fix):
+  config = make_config(data_dir, task_names=["sst_like"], fix_layerwise_lr_decay=fix,
+                       model_hparam_overrides=dict(TINY_MODEL, num_hidden_layers=12))
+  runner = ModelRunner(config, task_builder.get_tasks(config),
+                       os.path.join(data_dir, "lr_test", "m_1"))
+  adam = runner.optimizer.adam
+  top = 13 if fix else 14  # the original puts the head at depth n + 2 = 14
+  expected = {
+      "electra/embeddings/word_embeddings": 0.8 ** top,
+      "electra/embeddings_project/kernel": 0.8 ** top,
+      "electra/encoder/layer_0/attention/self/query/kernel": 0.8 ** (top - 1),
+      "electra/encoder/layer_1/output/dense/bias": 0.8 ** (top - 2),
+      "electra/encoder/layer_10/intermediate/dense/kernel": 0.8 ** (top - 11),
+      "electra/encoder/layer_11/output/LayerNorm/gamma": 0.8 ** (top - 12),
+      "task_specific/sst_like/dense/kernel": 1.0,
+  }
+  for name, multiplier in expected.items():
+    assert adam.lr_multiplier(name) == pytest.approx(multiplier, rel=1e-12), name
+  assert adam.lr_multiplier("electra/encoder/layer_11/output/dense/kernel") == pytest.approx(
+      0.8 if fix else 0.64)
+  assert len(adam.variable_names) == 5 + 2 + 12 * 16 + 2
+
+
+# ----------------------------------------------------------------------------
+# Question answering (SQuAD 1.1, SQuAD 2.0 test outputs) and chunking
+# ----------------------------------------------------------------------------
+
+def write_squad_slice(path, source, articles):
+  """SQuAD JSON holding `articles` = {title: [paragraph indexes]} of `source`."""
+  with open(source, encoding="utf-8") as f:
+    data = json.load(f)
+  by_title = {article["title"]: article for article in data["data"]}
+  data["data"] = [{"title": title, "paragraphs": [by_title[title]["paragraphs"][i]
+                                                  for i in indexes]}
+                  for title, indexes in articles.items()]
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump(data, f)
+  return data
+
+
+def normalize_answer(text):
+  """The official SQuAD normalization: lower, no punctuation/articles, single spaces."""
+  text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+  return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+
+
+QA_HPARAMS = {"max_seq_length": 128, "max_query_length": 32, "doc_stride": 64,
+              "predict_batch_size": 8}
+
+
+def test_squadv1_end_to_end(data_dir):
+  source = os.path.join(TEST_DATA, "qa", "squadv1_dev_slice.json")
+  raw = os.path.join(data_dir, "finetuning_data", "squadv1")
+  write_squad_slice(os.path.join(raw, "train.json"), source, {"Super_Bowl_50": [2, 3]})
+  dev = write_squad_slice(os.path.join(raw, "dev.json"), source, {"Normans": [0, 1, 2, 3, 4]})
+  config = make_config(data_dir, "electra_qa", task_names=["squadv1"], **QA_HPARAMS)
+  results = run_finetuning.run_finetuning(config)
+  assert list(results[0]["squadv1"]) == ["exact_match", "f1"]
+  with open(config.results_txt, encoding="utf-8") as f:
+    assert f.read().startswith("squadv1: exact_match: ")
+  with open(config.qa_preds_file("squadv1"), encoding="utf-8") as f:
+    predictions = json.load(f)
+  gold = {qa["id"]: [a["text"] for a in qa["answers"]]
+          for article in dev["data"] for p in article["paragraphs"] for qa in p["qas"]}
+  assert sorted(predictions) == sorted(gold) and len(gold) == 14
+  contexts = " ".join(p["context"] for a in dev["data"] for p in a["paragraphs"])
+  assert all(text in contexts for text in predictions.values())  # spans of the documents
+  exact = 100.0 * np.mean([max(normalize_answer(predictions[qid]) == normalize_answer(g)
+                               for g in answers) for qid, answers in gold.items()])
+  assert results[0]["squadv1"]["exact_match"] == pytest.approx(exact)
+  assert 0.0 <= results[0]["squadv1"]["exact_match"] <= results[0]["squadv1"]["f1"] <= 100.0
+
+
+def test_squad_v2_eval_only_with_test_outputs(data_dir):
+  source = os.path.join(TEST_DATA, "qa", "squadv2_dev_slice_SYNTHETIC_unanswerable.json")
+  raw = os.path.join(data_dir, "finetuning_data", "squad")
+  os.makedirs(raw, exist_ok=True)
+  for split in ("dev", "test"):
+    shutil.copy(source, os.path.join(raw, split + ".json"))
+  config = make_config(data_dir, "electra_qa2", task_names=["squad"], do_train=False,
+                       write_test_outputs=True, **QA_HPARAMS)
+  results = run_finetuning.run_finetuning(config)
+  assert {"exact", "f1", "HasAns_exact", "NoAns_exact", "best_f1"} <= set(results[0]["squad"])
+  assert results[0]["squad"]["total"] == 60
+  pickle_path = config.test_predictions("squad", "test", 1)
+  with open(pickle_path, "rb") as f:
+    answers = pickle.load(f)  # a real pickle (the original wrote JSON into the .pkl)
+  with open(pickle_path[:-len(".pkl")] + ".json", encoding="utf-8") as f:
+    assert json.load(f) == answers
+  with open(config.qa_na_file("squad"), encoding="utf-8") as f:
+    null_odds = json.load(f)  # rewritten by the test-split post-processing
+  with open(config.qa_preds_file("squad"), encoding="utf-8") as f:
+    best_spans = json.load(f)
+  assert len(answers) == 60
+  for qid, text in answers.items():
+    expected = "" if null_odds[qid] > config.qa_na_threshold else best_spans[qid]
+    assert text == expected
+
+
+def test_chunk_end_to_end(data_dir):
+  raw = os.path.join(data_dir, "finetuning_data", "chunk")
+  os.makedirs(raw, exist_ok=True)
+  for split in ("train", "dev"):
+    shutil.copy(os.path.join(TEST_DATA, "tagging", split + ".txt"), raw)
+  config = make_config(data_dir, "electra_chunk", task_names=["chunk"], train_batch_size=6)
+  assert config.max_seq_length == 64  # the explicit value beats the chunk preset (256)
+  results = run_finetuning.run_finetuning(config)
+  chunk = results[0]["chunk"]
+  assert list(chunk) == ["precision", "recall", "f1", "loss"]
+  p, r = chunk["precision"], chunk["recall"]
+  assert chunk["f1"] == pytest.approx(2 * p * r / (p + r) if p + r else 0.0)
+  assert chunk["loss"] > 0
+  with open(config.results_txt, encoding="utf-8") as f:
+    assert re.fullmatch(r"chunk: precision: [\d.]+ - recall: [\d.]+ - f1: [\d.]+ - "
+                        r"loss: [\d.]+\n", f.read())
+  with open(os.path.join(config.preprocessed_data_dir, "chunk_label_mapping.pkl"), "rb") as f:
+    label_mapping = pickle.load(f)
+  assert {"B-NP", "I-NP", "E-NP", "S-NP", "O"} <= set(label_mapping)
+
+
+# ----------------------------------------------------------------------------
+# Control flow of the trials loop and the command line (no model)
+# ----------------------------------------------------------------------------
+
+class _StopTrials(Exception):
+  pass
+
+
+def test_trials_loop_forever_with_negative_num_trials(data_dir, monkeypatch, log_lines):
+  calls = []
+
+  class FakeRunner:
+    def __init__(self, config, tasks, model_dir, trial, strategy, preprocessor):
+      assert os.path.isdir(model_dir) and not os.listdir(model_dir)  # fresh per trial
+      calls.append((model_dir, trial))
+      if trial == 3:
+        raise _StopTrials()
+
+    def train(self):
+      pass
+
+    def evaluate(self):
+      return {"sst_like": {"accuracy": 50.0 + len(calls), "loss": 0.5}}
+
+  monkeypatch.setattr(run_finetuning, "ModelRunner", FakeRunner)
+  config = make_config(data_dir, "electra_loop", task_names=["sst_like"], num_trials=-1,
+                       keep_all_models=False)
+  with pytest.raises(_StopTrials):
+    run_finetuning.run_finetuning(config)
+  assert calls == [(f"{config.model_dir}_{t}", t) for t in (1, 2, 3)]
+  assert not os.path.exists(calls[0][0]) and not os.path.exists(calls[1][0])
+  assert log_lines.count("Start training: model=electra_loop, trial 1/-1") == 2
+  with open(config.results_txt, encoding="utf-8") as f:
+    assert f.read() == ("sst_like: accuracy: 51.00 - loss: 0.50\n"
+                        "sst_like: accuracy: 52.00 - loss: 0.50\n")
+
+
+def test_main_parses_flags_and_hparams_file(data_dir, tmp_path):
+  logger = logging.getLogger("electra")
+  saved = (list(logger.handlers), logger.level, logger.propagate)
+  hparams_file = tmp_path / "hparams.json"
+  hparams_file.write_text(json.dumps(tiny_hparams(task_names=["sst_like"], do_train=False,
+                                                  do_eval=False)))
+  try:
+    assert run_finetuning.main(["--data-dir", data_dir, "--model-name", "electra_cli",
+                                "--hparams", str(hparams_file)]) == []
+    with pytest.raises(ValueError, match="Unknown hparam learning_rat"):
+      run_finetuning.main(["--data-dir", data_dir, "--model-name", "electra_cli",
+                           "--hparams", '{"learning_rat": 1e-3}'])
+  finally:
+    logger.handlers[:], logger.level, logger.propagate = saved
