@@ -3,22 +3,29 @@
 What the original did with a TPUEstimator, in plain TF2: a `tf.function` train
 step (forward, backward, global-norm clipping, AdamWeightDecay, global step),
 a Python outer loop that logs progress with ETA, writes TensorBoard scalars
-and saves name-based checkpoints every `save_checkpoints_steps`, and resume
-from the latest checkpoint in `model_dir`.
+and saves name-based checkpoints every `save_checkpoints_steps` (plus at step 0
+and at the end, like the Estimator), and resume from the latest checkpoint in
+`model_dir` (spec: cli.md §3 "Resume behaviour", model.md §7-§8).
 
 Beyond the original:
-  * exact resume: the host `tf.data` iterator and the run seed are saved in
-    a side file next to each checkpoint, and every random op draws from
-    stateless seeds derived from (run seed, global step, replica, micro-batch),
-    so an interrupted run continues with exactly the numbers it would have
-    drawn;
-  * `tf.distribute`: the host iterator yields the global batch; each replica
-    takes its slice, gradients are summed across replicas (per-replica mean
-    losses are divided by the number of replicas first, so the update is that
-    of the global batch mean, like the original's TPU cross-shard optimizer);
-  * gradient accumulation over `grad_accumulation_steps` micro-batches,
-    XLA (`use_xla`), and mixed precision (`bf16`; `fp16` with dynamic loss
-    scaling).
+  * exact resume: the host `tf.data` iterator and the run seed are saved in a
+    sidecar next to each checkpoint, and every random op draws from stateless
+    seeds derived from (run seed, global step, replica, micro-batch), so an
+    interrupted run (even by kill -9) continues with exactly the numbers the
+    uninterrupted run would have drawn;
+  * `iterations_per_loop` steps run inside one `tf.function` call (the host
+    syncs, logs and may save only between calls), on every device, not only
+    TPUs; the function is traced once;
+  * `tf.distribute`: the host iterator yields the global batch and each
+    replica takes its contiguous slice; gradients are all-reduced (summed)
+    after per-replica mean losses are divided by the number of replicas, so the
+    update is that of the global batch mean;
+  * `grad_accumulation_steps` micro-batches run one after the other in a
+    `tf.while_loop` (so only one micro-batch's activations are alive);
+  * `use_xla`: on one device the whole step (forward, backward, clipping, Adam)
+    is one XLA cluster; under a strategy the per-replica forward/backward is;
+  * `mixed_precision`: "bf16", or "fp16" with dynamic loss scaling (an
+    overflowed step leaves the weights unchanged and halves the scale).
 """
 from __future__ import annotations
 
@@ -40,7 +47,7 @@ from util.training_utils import ETALogger
 logger = logging.getLogger("electra")
 
 # (loss, scalars to log) = loss_fn(batch, seed); `batch` is this replica's
-# micro-batch, `seed` a [2] int32 stateless seed.
+# micro-batch (dict of [b, ...] tensors), `seed` an int [2] stateless seed.
 LossFn = Callable[[Dict[str, tf.Tensor], tf.Tensor], Tuple[tf.Tensor, Dict[str, tf.Tensor]]]
 
 COMPUTE_DTYPES = {"off": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
@@ -48,7 +55,11 @@ STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker", "tpu")
 
 
 def compute_dtype(mixed_precision: str) -> tf.DType:
-  """The model compute dtype for the `mixed_precision` hparam."""
+  """The model compute dtype for the `mixed_precision` hparam.
+
+  Raises:
+    ValueError: an unknown value.
+  """
   if mixed_precision not in COMPUTE_DTYPES:
     raise ValueError(f"hparam mixed_precision must be one of {sorted(COMPUTE_DTYPES)}; "
                      f"got {mixed_precision!r}.")
@@ -58,10 +69,15 @@ def compute_dtype(mixed_precision: str) -> tf.DType:
 def make_strategy(name: str = "auto", tpu_name: Optional[str] = None,
                   tpu_zone: Optional[str] = None,
                   gcp_project: Optional[str] = None) -> Optional[tf.distribute.Strategy]:
-  """The `distribution_strategy` hparam as a strategy (None: the default, no scope).
+  """The `distribution_strategy` hparam as a strategy (None: one device, no scope).
 
   `auto` uses one device unless several GPUs are visible, then `mirrored`;
-  `multi_worker` reads the cluster from `TF_CONFIG`; `tpu` needs `tpu_name`.
+  `mirrored` uses every visible GPU, or every logical CPU device on a host
+  without GPUs; `multi_worker` reads the cluster from `TF_CONFIG`; `tpu` needs
+  `tpu_name`.
+
+  Raises:
+    ValueError: an unknown name, or "tpu" without `tpu_name`.
   """
   if name not in STRATEGIES:
     raise ValueError(f"hparam distribution_strategy must be one of {list(STRATEGIES)}; "
@@ -71,7 +87,10 @@ def make_strategy(name: str = "auto", tpu_name: Optional[str] = None,
   if name == "one_device":
     return None
   if name == "mirrored":
-    return tf.distribute.MirroredStrategy()
+    if tf.config.list_logical_devices("GPU"):
+      return tf.distribute.MirroredStrategy()
+    # No GPU: mirror over the logical CPUs (one unless the script split the CPU).
+    return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
   if name == "multi_worker":
     return tf.distribute.MultiWorkerMirroredStrategy()
   if not tpu_name:
@@ -100,17 +119,24 @@ def is_chief(strategy: Optional[tf.distribute.Strategy]) -> bool:
 
 
 class DynamicLossScale(tf.Module):
-  """fp16 loss scaling: halve on overflow, double after `growth_interval` finite steps."""
+  """fp16 loss scaling: halve on overflow, double after `growth_interval` finite steps.
+
+  Args:
+    initial_scale: the first scale (2**15, like Keras).
+    growth_interval: finite steps in a row before the scale doubles.
+  """
 
   def __init__(self, initial_scale: float = 2.0 ** 15, growth_interval: int = 2000):
     super().__init__(name="loss_scale")
     self.growth_interval = growth_interval
+    only_first = tf.VariableAggregation.ONLY_FIRST_REPLICA
     self.scale = tf.Variable(initial_scale, dtype=tf.float32, trainable=False,
-                             name="loss_scale", aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
-    self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="loss_scale_good_steps",
-                                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+                             name="loss_scale", aggregation=only_first)
+    self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                  name="loss_scale_good_steps", aggregation=only_first)
 
   def update(self, grads_finite: tf.Tensor) -> None:
+    """Updates the scale after a step whose unscaled gradients were (not) all finite."""
     grow = tf.logical_and(grads_finite, self.good_steps + 1 >= self.growth_interval)
     self.scale.assign(tf.where(grads_finite, tf.where(grow, self.scale * 2.0, self.scale),
                                tf.maximum(self.scale / 2.0, 1.0)))
@@ -120,7 +146,22 @@ class DynamicLossScale(tf.Module):
 
 @dataclasses.dataclass
 class TrainSettings:
-  """How to train; filled from a PretrainingConfig or FinetuningConfig."""
+  """How to train; filled from a PretrainingConfig or FinetuningConfig.
+
+  Attributes:
+    model_dir: checkpoints, TensorBoard events.
+    num_train_steps: the absolute global step to train to.
+    save_checkpoints_steps: checkpoint interval (plus step 0 and the end).
+    keep_checkpoint_max: checkpoints kept; 0 or None keeps all.
+    iterations_per_loop: steps per `tf.function` call (host sync, log, save between).
+    log_every: ETA line and TensorBoard interval, in global steps.
+    use_xla: jit-compile the step.
+    mixed_precision: "off", "bf16" or "fp16" (loss scaling).
+    grad_accumulation_steps: micro-batches per replica and step.
+    seed: run seed (None: a random one, saved with the checkpoints).
+    loss_reduction: "mean" (the loss_fn returns a batch mean; pre-training) or
+      "sum" (a batch sum; fine-tuning, model.md §7.5).
+  """
   model_dir: str
   num_train_steps: int
   save_checkpoints_steps: int
@@ -131,22 +172,30 @@ class TrainSettings:
   mixed_precision: str = "off"
   grad_accumulation_steps: int = 1
   seed: Optional[int] = None
-  loss_reduction: str = "mean"  # "mean": per-example mean losses; "sum": batch sums
+  loss_reduction: str = "mean"
 
 
 class Trainer:
   """Trains a `NamedModule` with an `ElectraOptimizer` under an optional strategy.
 
   Build the model and the optimizer inside `strategy_scope(strategy)` first;
-  the trainer creates `global_step` there too.
+  the trainer creates `global_step` (and the fp16 loss scale) there too.
 
   Args:
     model: the model; its `named_variables()` are checkpointed.
-    optimizer: owns the trainable variables (in `model.trainable_named_variables()`
+    optimizer: owns the trainable variables (`model.trainable_named_variables()`
       order) and their slots.
-    loss_fn: (micro-batch features, seed) -> (scalar float32 loss, scalars to log).
+    loss_fn: (micro-batch features, seed) -> (scalar loss, scalars to log).
     settings: steps, checkpointing, precision, XLA, accumulation, seed.
     strategy: a tf.distribute strategy or None for one device.
+
+  Raises:
+    ValueError: invalid settings, or trainable variables the optimizer lacks.
+
+  Example:
+    >>> trainer = Trainer(model, optimizer, loss_fn, TrainSettings("/tmp/m", 100, 50))
+    >>> trainer.restore_or_initialize()   # resumes from /tmp/m if it has a checkpoint
+    >>> trainer.train(dataset)            # to global step 100
   """
 
   def __init__(self, model: NamedModule, optimizer: ElectraOptimizer, loss_fn: LossFn,
@@ -156,6 +205,7 @@ class Trainer:
                        f"{settings.grad_accumulation_steps}.")
     if settings.loss_reduction not in ("mean", "sum"):
       raise ValueError(f"loss_reduction must be 'mean' or 'sum'; got {settings.loss_reduction!r}.")
+    compute_dtype(settings.mixed_precision)  # validates
     self.model = model
     self.optimizer = optimizer
     self.loss_fn = loss_fn
@@ -165,22 +215,27 @@ class Trainer:
     self.trainable = model.trainable_named_variables()
     missing = set(self.trainable) - set(optimizer.adam.variable_names)
     if missing:
-      raise ValueError(f"The optimizer does not own these trainable variables: {sorted(missing)}")
+      raise ValueError(f"The optimizer does not own these trainable variables: {sorted(missing)}; "
+                       "build it from model.trainable_named_variables().")
+    only_first = tf.VariableAggregation.ONLY_FIRST_REPLICA
     with strategy_scope(strategy):
       self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step",
-                                     aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+                                     aggregation=only_first)
       self.run_seed = tf.Variable(_initial_seed(settings.seed), dtype=tf.int64, trainable=False,
-                                  name="run_seed",
-                                  aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+                                  name="run_seed", aggregation=only_first)
       self.loss_scale = DynamicLossScale() if settings.mixed_precision == "fp16" else None
-    self._train_loop = None
-    self._compute = None
-    self._pending_restore: Optional[str] = None
     self.is_chief = is_chief(strategy)
+    self._compute = self._replica_gradients
+    if settings.use_xla and strategy is not None:
+      # Replica-local forward/backward in XLA (the merge_call of the update cannot be).
+      self._compute = tf.function(self._replica_gradients, jit_compile=True, autograph=False)
+    self._train_loop = None
+    self._pending_restore: Optional[str] = None
 
-  # ------------------------------------------------------------------ state
+  # === State ===
+
   def checkpoint_variables(self) -> Dict[str, tf.Variable]:
-    """Everything saved in the original's name contract: model, slots, global_step."""
+    """Everything saved under the original's names: model, Adam slots, global_step."""
     variables = dict(self.model.named_variables())
     variables.update(self.optimizer.named_slot_variables())
     variables["global_step"] = self.global_step
@@ -197,23 +252,38 @@ class Trainer:
   def restore_or_initialize(self, init_checkpoint: Optional[str] = None) -> str:
     """Resumes from `model_dir` if it has a checkpoint, else loads `init_checkpoint`.
 
+    Resuming is strict (every model variable must be there, cli.md §3) except
+    that missing Adam slots start at zero and a missing `global_step` at 0,
+    both logged: the released checkpoints have no slots (checkpoints.md §5).
+
+    Args:
+      init_checkpoint: optional checkpoint (dir or prefix) to load partially
+        when `model_dir` has none.
+
     Returns:
       "resumed", "initialized" (partial load from init_checkpoint) or "fresh".
+
+    Raises:
+      ValueError: the checkpoint does not match the model (names, shapes).
     """
     latest = checkpointing.latest_checkpoint(self.settings.model_dir)
+    self._pending_restore = latest
     if latest is not None:
-      checkpointing.restore_checkpoint(latest, self.checkpoint_variables())
+      variables = self.checkpoint_variables()
+      if "global_step" not in checkpointing.list_checkpoint(latest):
+        del variables["global_step"]
+        logger.info("%s has no global_step (e.g. a released checkpoint): training starts "
+                    "at global step %d.", latest, int(self.global_step.numpy()))
+      checkpointing.restore_checkpoint(latest, variables)
       logger.info("Resuming from %s (global step %d)", latest, int(self.global_step.numpy()))
-      self._pending_restore = latest
       return "resumed"
-    self._pending_restore = None
     if init_checkpoint:
       checkpointing.restore_checkpoint(init_checkpoint, self.checkpoint_variables(), partial=True)
       return "initialized"
     return "fresh"
 
   def save(self, iterator=None) -> Optional[str]:
-    """Writes a checkpoint at the current global step (chief only)."""
+    """Writes a checkpoint at the current global step (chief only); returns its prefix."""
     if not self.is_chief:
       return None
     return checkpointing.save_checkpoint(
@@ -221,43 +291,61 @@ class Trainer:
         keep_checkpoint_max=self.settings.keep_checkpoint_max,
         extra_state=self._extra_state(iterator))
 
-  # ------------------------------------------------------------------ step
+  # === Step ===
+
+  def _micro_batch_gradients(self, batch: Dict[str, tf.Tensor], index: tf.Tensor,
+                             seed: tf.Tensor):
+    """Float32 gradients (None where unused), loss and scalars of micro-batch `index`."""
+    micro_batch = _micro_batch(batch, index, self.settings.grad_accumulation_steps)
+    micro_seed = tf.random.experimental.stateless_fold_in(seed, index)
+    divisor = 1.0
+    if self.settings.loss_reduction == "mean":
+      # Each of the accumulation × replicas micro-batch means gets an equal share.
+      divisor = float(self.settings.grad_accumulation_steps * self.num_replicas)
+    with tf.GradientTape() as tape:
+      loss, scalars = self.loss_fn(micro_batch, micro_seed)
+      loss = tf.cast(loss, tf.float32)
+      scaled = loss / divisor
+      if self.loss_scale is not None:
+        scaled = scaled * self.loss_scale.scale
+    grads = tape.gradient(scaled, list(self.trainable.values()))
+    grads = [None if g is None else tf.cast(tf.convert_to_tensor(g), tf.float32) for g in grads]
+    scalars = {k: tf.cast(v, tf.float32) for k, v in scalars.items()}
+    return grads, loss, scalars
+
   def _replica_gradients(self, batch: Dict[str, tf.Tensor], seed: tf.Tensor):
-    """This replica's gradients of its share of the global batch, accumulated."""
+    """This replica's gradients, summed over its micro-batches, and its mean scalars.
+
+    Micro-batch 0 runs first, the others in a `tf.while_loop` with
+    `parallel_iterations=1`, so at most one micro-batch's activations are alive.
+    """
     accumulation = self.settings.grad_accumulation_steps
-    micro_batches = _split_batch(batch, accumulation)
-    variables = list(self.trainable.values())
-    # Mean losses: each micro-batch/replica contributes its mean / (count); sums add up.
-    divisor = float(accumulation * self.num_replicas) if self.settings.loss_reduction == "mean" else 1.0
-    total_grads = None
-    total_loss = tf.zeros([], tf.float32)
-    scalars_sum: Dict[str, tf.Tensor] = {}
-    for i, micro_batch in enumerate(micro_batches):
-      micro_seed = tf.random.experimental.stateless_fold_in(seed, i)
-      with tf.GradientTape() as tape:
-        loss, scalars = self.loss_fn(micro_batch, micro_seed)
-        loss = tf.cast(loss, tf.float32)
-        scaled = loss / divisor
-        if self.loss_scale is not None:
-          scaled = scaled * self.loss_scale.scale
-      grads = tape.gradient(scaled, variables)
-      grads = [None if g is None else tf.cast(tf.convert_to_tensor(g), tf.float32) for g in grads]
-      total_grads = grads if total_grads is None else [
-          a if b is None else (b if a is None else a + b) for a, b in zip(total_grads, grads)]
-      total_loss += loss
-      for key, value in scalars.items():
-        scalars_sum[key] = scalars_sum.get(key, 0.0) + tf.cast(value, tf.float32)
-    scalars_mean = {k: v / accumulation for k, v in scalars_sum.items()}
-    scalars_mean["loss"] = total_loss / accumulation
-    return total_grads, scalars_mean
+    grads, loss, scalars = self._micro_batch_gradients(batch, tf.constant(0), seed)
+    present = [i for i, g in enumerate(grads) if g is not None]
+    if accumulation > 1:
+      def body(index, acc, loss_sum, scalars_sum):
+        more, more_loss, more_scalars = self._micro_batch_gradients(batch, index, seed)
+        acc = [a + more[i] for a, i in zip(acc, present)]
+        scalars_sum = {k: v + more_scalars[k] for k, v in scalars_sum.items()}
+        return index + 1, acc, loss_sum + more_loss, scalars_sum
+
+      _, acc, loss, scalars = tf.while_loop(
+          lambda index, *_: index < accumulation, body,
+          (tf.constant(1), [grads[i] for i in present], loss, scalars), parallel_iterations=1)
+      for i, value in zip(present, acc):
+        grads[i] = value
+    scalars = {k: v / accumulation for k, v in scalars.items()}
+    # The reported loss is the global batch's: a mean of means, or a sum of sums.
+    scalars["loss"] = loss / accumulation if self.settings.loss_reduction == "mean" else loss
+    return grads, scalars
 
   def _step(self, batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     """One optimizer step, in replica context (or without a strategy)."""
     replica_id = 0
     if self.strategy is not None:
-      replica_context = tf.distribute.get_replica_context()
-      replica_id = replica_context.replica_id_in_sync_group
+      replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
       batch = _replica_slice(batch, replica_id, self.num_replicas)
+    # ARCHITECTURE.md "Randomness": a function of (run seed, step, replica) only.
     step_seed = tf.random.experimental.stateless_fold_in(
         tf.stack([self.run_seed, tf.constant(0, tf.int64)]), self.global_step)
     seed = tf.random.experimental.stateless_fold_in(step_seed, replica_id)
@@ -271,63 +359,85 @@ class Trainer:
       grads = [None if g is None else tf.where(finite, g, tf.zeros_like(g)) for g in grads]
       lr_scale = tf.cast(finite, tf.float32)
       self.loss_scale.update(finite)
+      scalars["loss_scale"] = self.loss_scale.scale.read_value()
     info = self.optimizer.apply_gradients(grads, self.global_step, lr_scale=lr_scale)
     self.global_step.assign_add(1)
-    scalars = dict(scalars)
     scalars["learning_rate"] = info.learning_rate
     scalars["grad_norm"] = info.grad_norm
     return scalars
 
-  def _build_train_loop(self):
-    compute = self._replica_gradients
-    if self.settings.use_xla:
-      compute = tf.function(compute, jit_compile=True)
-    self._compute = compute
-
-    @tf.function
-    def train_loop(iterator, num_steps):
-      scalars = self._run_step(next(iterator))
-      for _ in tf.range(num_steps - 1):
-        scalars = self._run_step(next(iterator))
-      return scalars
-    return train_loop
-
-  def _run_step(self, batch):
+  def _run_step(self, batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     if self.strategy is None:
       return self._step(batch)
     per_replica = self.strategy.run(self._step, args=(batch,))
-    return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
-            for k, v in per_replica.items()}
+    sum_loss = self.settings.loss_reduction == "sum"
+    return {k: self.strategy.reduce(
+        tf.distribute.ReduceOp.SUM if (k == "loss" and sum_loss) else tf.distribute.ReduceOp.MEAN,
+        v, axis=None) for k, v in per_replica.items()}
 
-  # ------------------------------------------------------------------ loop
+  def _build_train_loop(self):
+    # The step is its own function, so its two call sites below share one trace.
+    # It has no tensor-dependent Python control flow (autograph off: faster tracing).
+    # On one device with XLA, forward, backward, clipping and Adam are one cluster.
+    jit = self.settings.use_xla and self.strategy is None
+    run_step = tf.function(self._run_step, jit_compile=jit or None, autograph=False)
+
+    @tf.function
+    def train_loop(iterator, num_steps):
+      scalars = run_step(next(iterator))
+      for _ in tf.range(num_steps - 1):
+        scalars = run_step(next(iterator))
+      return scalars
+    return train_loop
+
+  def train_steps(self, iterator, num_steps: int) -> Dict[str, tf.Tensor]:
+    """Runs `num_steps` (>= 1) steps in one `tf.function` call; no logging, no saving.
+
+    The function is traced once per trainer (the step count is a tensor).
+
+    Args:
+      iterator: yields global batches.
+      num_steps: steps to run.
+
+    Returns:
+      The last step's scalars ("loss", "learning_rate", "grad_norm", the
+      loss_fn's scalars, and "loss_scale" with fp16) as float32 tensors.
+    """
+    if self._train_loop is None:
+      self._train_loop = self._build_train_loop()
+    return self._train_loop(iterator, tf.constant(num_steps, tf.int64))
+
+  @property
+  def train_loop_traces(self) -> int:
+    """How often the train loop was traced (1 after any number of calls: no retracing)."""
+    return 0 if self._train_loop is None else self._train_loop.experimental_get_tracing_count()
+
+  # === Loop ===
+
   def train(self, dataset: tf.data.Dataset, summary_dir: Optional[str] = None,
             log_every: Optional[int] = None) -> Dict[str, float]:
     """Trains until `num_train_steps` (absolute), saving and logging on the way.
 
     Args:
-      dataset: yields global batches (dict of [train_batch_size, ...] tensors),
+      dataset: yields global batches (dict of [global batch, ...] tensors),
         repeated as long as needed.
       summary_dir: TensorBoard directory (default `model_dir`).
       log_every: progress-line interval (default `settings.log_every`).
 
     Returns:
       The last logged scalars as floats ({} if nothing was trained).
+
+    Raises:
+      FloatingPointError: the loss became NaN or infinite.
     """
     settings = self.settings
     iterator = iter(dataset)
-    if self._pending_restore:
-      if checkpointing.restore_extra_state(self._pending_restore, self._extra_state(iterator)):
-        logger.info("Restored the input position and run seed of %s", self._pending_restore)
-      else:
-        logger.info("%s has no trainer state (input position): the input starts from the "
-                    "beginning", self._pending_restore)
+    self._restore_trainer_state(iterator)
     step = int(self.global_step.numpy())
     if step >= settings.num_train_steps:
       logger.info("Nothing to train: global step %d has reached num_train_steps %d.",
                   step, settings.num_train_steps)
       return {}
-    if self._train_loop is None:
-      self._train_loop = self._build_train_loop()
     if checkpointing.latest_checkpoint(settings.model_dir) is None:
       self.save(iterator)  # like the Estimator: a step-0 checkpoint to resume from
     writer = (tf.summary.create_file_writer(summary_dir or settings.model_dir)
@@ -338,9 +448,8 @@ class Trainer:
     while step < settings.num_train_steps:
       num_steps = _steps_until_boundary(step, settings)
       eta.before_step()
-      scalars = self._train_loop(iterator, tf.constant(num_steps, tf.int64))
+      values = {k: float(v) for k, v in self.train_steps(iterator, num_steps).items()}
       step = int(self.global_step.numpy())
-      values = {k: float(v.numpy()) for k, v in scalars.items()}
       last = values
       if not np.isfinite(values["loss"]):
         raise FloatingPointError(
@@ -355,12 +464,28 @@ class Trainer:
     writer.flush()
     return last
 
+  def _restore_trainer_state(self, iterator) -> None:
+    """Restores the input position, run seed (and loss scale) of the resumed checkpoint."""
+    if not self._pending_restore:
+      return
+    prefix, self._pending_restore = self._pending_restore, None
+    if checkpointing.restore_extra_state(prefix, self._extra_state(iterator)):
+      logger.info("Restored the input position and run seed of %s", prefix)
+    else:
+      logger.info("%s has no trainer state: the input starts from the beginning of the data "
+                  "and the run seed is %d.", prefix, int(self.run_seed.numpy()))
+
 
 def write_scalars(writer, step: int, values: Dict[str, float]) -> None:
   """TensorBoard scalars without the `tensorboard` package (core `tf.summary.write`).
 
   The metadata names the "scalars" plugin, which is what TensorBoard's own
   `tf.summary.scalar` writes, so the curves show up as usual.
+
+  Args:
+    writer: a `tf.summary` writer.
+    step: the global step of the values.
+    values: tag -> number.
   """
   metadata = summary_pb2.SummaryMetadata()
   metadata.plugin_data.plugin_name = "scalars"
@@ -380,12 +505,16 @@ def _steps_until_boundary(step: int, settings: TrainSettings) -> int:
   return max(1, min(settings.iterations_per_loop, to_save, settings.num_train_steps - step))
 
 
-def _split_batch(batch: Dict[str, tf.Tensor], parts: int):
-  """Splits every feature along the batch axis into `parts` equal micro-batches."""
+def _micro_batch(batch: Dict[str, tf.Tensor], index: tf.Tensor,
+                 parts: int) -> Dict[str, tf.Tensor]:
+  """Micro-batch `index` (a scalar tensor) of `parts` equal contiguous pieces."""
   if parts == 1:
-    return [batch]
-  pieces = {k: tf.split(v, parts, axis=0) for k, v in batch.items()}
-  return [{k: pieces[k][i] for k in batch} for i in range(parts)]
+    return batch
+
+  def take(x):
+    size = x.shape[0] // parts  # static: batches are drop_remainder
+    return tf.reshape(x, [parts, size] + x.shape[1:].as_list())[index]  # [size, ...]
+  return {k: take(v) for k, v in batch.items()}
 
 
 def _replica_slice(batch: Dict[str, tf.Tensor], replica_id, num_replicas: int):
@@ -400,7 +529,11 @@ def _replica_slice(batch: Dict[str, tf.Tensor], replica_id, num_replicas: int):
 
 def check_batch_divisibility(batch_size: int, num_replicas: int, accumulation: int,
                              hparam: str = "train_batch_size") -> int:
-  """The micro-batch size per replica; raises if the global batch does not divide."""
+  """The micro-batch size per replica.
+
+  Raises:
+    ValueError: the global batch does not divide into replicas × micro-batches.
+  """
   if batch_size % (num_replicas * accumulation):
     raise ValueError(
         f"hparam {hparam}={batch_size} must be divisible by the number of replicas "
@@ -412,6 +545,8 @@ def describe_devices(strategy: Optional[tf.distribute.Strategy]) -> str:
   """One log line: the devices and strategy in use."""
   gpus = tf.config.list_logical_devices("GPU")
   where = f"{len(gpus)} GPU(s)" if gpus else f"CPU ({os.cpu_count()} cores)"
-  name = type(strategy).__name__ if strategy is not None else "single device"
-  return f"Devices: {where}; strategy: {name}"
-
+  if strategy is None:
+    return f"Devices: {where}; strategy: single device"
+  devices = ", ".join(strategy.extended.worker_devices)
+  return (f"Devices: {where}; strategy: {type(strategy).__name__} with "
+          f"{strategy.num_replicas_in_sync} replicas on {devices}")

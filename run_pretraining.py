@@ -1,0 +1,268 @@
+"""Pre-trains (or evaluates) ELECTRA, a BERT-style masked LM, or Electric.
+
+    python3 run_pretraining.py --data-dir DATA_DIR --model-name NAME [--hparams JSON|file.json]
+
+Reads `<data-dir>/pretrain_tfrecords/pretrain_data.tfrecord*` (hparam
+`pretrain_tfrecords`), writes name-based checkpoints, TensorBoard scalars and
+the resolved config to `<data-dir>/models/<model-name>` and resumes from there
+when re-run (spec: cli.md §3). With `"do_train": false, "do_eval": true` it
+evaluates the latest checkpoint (model.md §6), prints the metrics and writes
+them to `results/unsup_results.txt` and `.pkl` and to TensorBoard (`eval/`).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Dict, Optional
+
+import tensorflow as tf
+
+import configure_pretraining
+from model import checkpointing
+from model.optimization import ElectraOptimizer, create_pretraining_optimizer
+from pretrain import pretrain_data
+from pretrain.pretrain_metrics import PretrainingMetrics, metric_tensors
+from pretrain.pretraining_model import PretrainingModel
+from util import config_base, trainer as trainer_lib, utils
+from util.training_utils import ETALogger
+
+logger = logging.getLogger("electra")
+
+CONFIG_FILE = "pretrain_config.json"
+# Hparams that fix the variables' names and shapes: a resumed run must not change them.
+ARCHITECTURE_HPARAMS = (
+    "model_size", "model_hparam_overrides", "embedding_size", "vocab_size", "debug",
+    "electra_objective", "electric_objective", "uniform_generator", "two_tower_generator",
+    "untied_generator", "untied_generator_embeddings", "generator_layers",
+    "generator_hidden_size")
+# Fold-in key of the eval seed (the train steps use key 0, util/trainer.py).
+_EVAL_SEED_KEY = 1
+
+
+def build_model(config: configure_pretraining.PretrainingConfig,
+                strategy: Optional[tf.distribute.Strategy] = None,
+                with_optimizer: bool = True):
+  """The pre-training model and its optimizer (or None), created in the strategy's scope."""
+  with trainer_lib.strategy_scope(strategy):
+    model = PretrainingModel(config)
+    optimizer = (create_pretraining_optimizer(config, model.trainable_named_variables())
+                 if with_optimizer else None)
+  logger.info("Model is built!")
+  _log_parameter_counts(model)
+  return model, optimizer
+
+
+def make_loss_fn(model: PretrainingModel) -> trainer_lib.LossFn:
+  """The trainer's loss: the total loss (a batch mean) and the component losses."""
+
+  @tf.autograph.experimental.do_not_convert  # no tensor-dependent Python control flow
+  def loss_fn(batch, seed):
+    outputs = model(batch, training=True, seed=seed)
+    scalars = {"mlm_loss": outputs.mlm_loss}
+    for name in ("disc_loss", "cloze_loss"):
+      if getattr(outputs, name) is not None:
+        scalars[name] = getattr(outputs, name)
+    return outputs.total_loss, scalars
+  return loss_fn
+
+
+def make_trainer(config: configure_pretraining.PretrainingConfig, model: PretrainingModel,
+                 optimizer: ElectraOptimizer,
+                 strategy: Optional[tf.distribute.Strategy] = None) -> trainer_lib.Trainer:
+  """The trainer with the pre-training settings (ETA line and scalars every loop)."""
+  settings = trainer_lib.TrainSettings(
+      model_dir=config.model_dir, num_train_steps=config.num_train_steps,
+      save_checkpoints_steps=config.save_checkpoints_steps,
+      keep_checkpoint_max=config.keep_checkpoint_max,
+      iterations_per_loop=config.iterations_per_loop, log_every=1,
+      use_xla=config.use_xla, mixed_precision=config.mixed_precision,
+      grad_accumulation_steps=config.grad_accumulation_steps, seed=config.seed)
+  return trainer_lib.Trainer(model, optimizer, make_loss_fn(model), settings, strategy)
+
+
+def check_saved_architecture(config: configure_pretraining.PretrainingConfig) -> None:
+  """Fails if `model_dir` holds a run whose architecture hparams differ from these.
+
+  Raises:
+    ValueError: naming each conflicting hparam with both values.
+  """
+  path = os.path.join(config.model_dir, CONFIG_FILE)
+  if not os.path.exists(path):
+    return
+  saved = utils.load_json(path)
+  current = config.to_dict()
+  conflicts = [f"{key}: saved {saved[key]!r}, now {current[key]!r}"
+               for key in ARCHITECTURE_HPARAMS
+               if key in saved and key in current and saved[key] != current[key]]
+  if conflicts:
+    raise ValueError(
+        f"{config.model_dir} holds a run with a different architecture ({'; '.join(conflicts)}). "
+        f"Use the same hparams to resume, or another --model-name (saved config: {path}).")
+
+
+def train(config: configure_pretraining.PretrainingConfig,
+          strategy: Optional[tf.distribute.Strategy] = None) -> Dict[str, float]:
+  """Trains to `num_train_steps`, resuming from the latest checkpoint in `model_dir`.
+
+  Returns:
+    The last logged scalars ({} when the run had already finished).
+  """
+  utils.log_heading("Running training")
+  check_saved_architecture(config)
+  num_replicas = strategy.num_replicas_in_sync if strategy is not None else 1
+  per_replica = trainer_lib.check_batch_divisibility(
+      config.train_batch_size, num_replicas, config.grad_accumulation_steps)
+  logger.info("Global batch %d = %d replicas × %d micro-batches × %d examples",
+              config.train_batch_size, num_replicas, config.grad_accumulation_steps, per_replica)
+  model, optimizer = build_model(config, strategy)
+  trainer = make_trainer(config, model, optimizer, strategy)
+  trainer.restore_or_initialize()
+  if trainer.is_chief:
+    _write_json_if_changed(config.to_dict(), os.path.join(config.model_dir, CONFIG_FILE))
+    _write_json_if_changed(model.bert_config.to_dict(),
+                           os.path.join(config.model_dir, "bert_config.json"))
+  dataset = pretrain_data.get_dataset(config.pretrain_tfrecords, config.max_seq_length,
+                                      config.train_batch_size, is_training=True,
+                                      seed=config.seed)
+  return trainer.train(dataset)
+
+
+def checkpoint_global_step(prefix: str) -> int:
+  """The `global_step` stored in a checkpoint, else the step in its name, else 0."""
+  reader = tf.train.load_checkpoint(prefix)
+  if reader.has_tensor("global_step"):
+    return int(reader.get_tensor("global_step"))
+  step = checkpointing.checkpoint_step(prefix)
+  return step if step is not None else 0
+
+
+def evaluate(config: configure_pretraining.PretrainingConfig) -> Dict[str, float]:
+  """Evaluates the latest checkpoint on `num_eval_steps` batches (model.md §6).
+
+  Masking and sampling draw from the seed `[seed or 0, 1]` folded with the eval
+  step, so an evaluation is reproducible.
+
+  Returns:
+    The metrics of model.md §6 plus `loss` (mean total loss) and `global_step`.
+
+  Raises:
+    FileNotFoundError: `model_dir` has no checkpoint.
+  """
+  utils.log_heading("Running evaluation")
+  latest = checkpointing.latest_checkpoint(config.model_dir)
+  if latest is None:
+    raise FileNotFoundError(
+        f"No checkpoint to evaluate in {config.model_dir}: train first, or pass the "
+        "--model-name of a directory with a `checkpoint` file.")
+  model, _ = build_model(config, with_optimizer=False)
+  checkpointing.restore_checkpoint(latest, model.named_variables())
+  global_step = checkpoint_global_step(latest)
+  dataset = pretrain_data.get_dataset(config.pretrain_tfrecords, config.max_seq_length,
+                                      config.eval_batch_size, is_training=False,
+                                      seed=config.seed)
+  seed = tf.constant([config.seed if config.seed is not None else 0, _EVAL_SEED_KEY], tf.int64)
+
+  @tf.function(jit_compile=config.use_xla or None, autograph=False)
+  def eval_step(batch, step):
+    outputs = model(batch, training=False,
+                    seed=tf.random.experimental.stateless_fold_in(seed, step))
+    return outputs.total_loss, metric_tensors(outputs)
+
+  metrics = PretrainingMetrics(config)
+  eta = ETALogger(config.num_eval_steps, is_training=False)
+  total_loss = 0.0
+  for step, batch in enumerate(dataset.take(config.num_eval_steps)):
+    eta.before_step()
+    loss, tensors = eval_step(batch, tf.constant(step, tf.int64))
+    metrics.update({k: v.numpy() for k, v in tensors.items()})
+    total_loss += float(loss)
+    eta.after_step(step + 1)
+  results = metrics.result()
+  results["loss"] = total_loss / max(1, config.num_eval_steps)
+  results["global_step"] = global_step
+  for key in sorted(results):
+    logger.info("  %s = %s", key, results[key])
+  write_results(config, results)
+  return results
+
+
+def write_results(config: configure_pretraining.PretrainingConfig,
+                  results: Dict[str, float]) -> None:
+  """Writes what the original README promised (cli.md Quirks): results/unsup_results.*.
+
+  Also writes the metrics as TensorBoard scalars to `<model_dir>/eval`, where
+  the Estimator put its eval events.
+  """
+  with utils.atomic_write(config.results_txt) as f:
+    for key in sorted(results):
+      f.write(f"{key} = {results[key]}\n")
+  utils.write_pickle(results, config.results_pkl)
+  writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))
+  trainer_lib.write_scalars(writer, int(results["global_step"]),
+                            {k: v for k, v in results.items() if k != "global_step"})
+  writer.close()
+  logger.info("Writing results to %s", config.results_txt)
+
+
+def train_or_eval(config: configure_pretraining.PretrainingConfig) -> Dict[str, float]:
+  """The original's entry point: train or evaluate, per `do_train` / `do_eval`.
+
+  Raises:
+    ValueError: not exactly one of do_train / do_eval, or invalid hparams.
+  """
+  if config.do_train == config.do_eval:
+    raise ValueError("Exactly one of `do_train` or `do_eval` must be True.")
+  if config.debug and config.do_train:
+    utils.rmkdir(config.model_dir)
+  utils.log_heading("Config:")
+  for line in config.dump_lines():
+    logger.info(line)
+  logger.info("")
+  if config.seed is not None:
+    tf.random.set_seed(config.seed)  # the variable initializers
+  if not config.do_train:
+    return evaluate(config)
+  strategy = trainer_lib.make_strategy(config.distribution_strategy, config.tpu_name,
+                                       config.tpu_zone, config.gcp_project)
+  logger.info("%s; compute dtype %s; XLA %s", trainer_lib.describe_devices(strategy),
+              trainer_lib.compute_dtype(config.mixed_precision).name,
+              "on" if config.use_xla else "off")
+  return train(config, strategy)
+
+
+def _write_json_if_changed(obj: dict, path: str) -> None:
+  """Writes `obj` unless `path` already holds it (a finished run touches nothing)."""
+  if not os.path.exists(path) or utils.load_json(path) != obj:
+    utils.write_json(obj, path)
+
+
+def _log_parameter_counts(model: PretrainingModel) -> None:
+  variables = model.trainable_named_variables()
+  total = sum(v.shape.num_elements() for v in variables.values())
+  disc = sum(v.shape.num_elements() for n, v in variables.items()
+             if n.startswith(("electra/", "discriminator_predictions/")))
+  logger.info("Parameters: %s total, %s in electra/ + discriminator_predictions/, %s in the "
+              "generator heads and towers (%d variables)", f"{total:,}", f"{disc:,}",
+              f"{total - disc:,}", len(variables))
+
+
+def main(argv: Optional[list] = None) -> None:
+  """Parses the flags and runs `train_or_eval`."""
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--data-dir", required=True, help="Location of data files (model "
+                      "weights, etc).")
+  parser.add_argument("--model-name", required=True, help="The name of the model being "
+                      "pre-trained.")
+  parser.add_argument("--hparams", default="{}", help="JSON dict of model hyperparameters, "
+                      "or a path to a .json file.")
+  args = parser.parse_args(argv)
+  utils.setup_logging()
+  tf.get_logger().setLevel("ERROR")
+  hparams = config_base.parse_hparams(args.hparams)
+  train_or_eval(configure_pretraining.PretrainingConfig(args.model_name, args.data_dir,
+                                                        **hparams))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,303 @@
+"""run_pretraining.py end to end on a tiny model and real text (Moby-Dick, bundled).
+
+Checks that training lowers the losses and the discriminator beats the
+all-real baseline, exact resume (also after kill -9), the finished-run no-op,
+continuing from a released-style checkpoint without Adam slots, evaluation
+results files, flag errors, the MLM (with gradient accumulation) and Electric
+objectives, bf16 and XLA against float32, and a 2-replica MirroredStrategy run
+in fp16 with loss scaling.
+"""
+import glob
+import json
+import logging
+import os
+import pickle
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import build_pretraining_dataset
+import run_pretraining
+from configure_pretraining import PretrainingConfig
+from model import checkpointing
+from pretrain.pretraining_model import PretrainingModel
+from tests.conftest import REPO_ROOT, SAMPLE_CORPUS, UNCASED_VOCAB
+from tests.util.test_trainer import read_scalars
+
+# hidden 32, 2 layers, odd intermediate 37; generator hidden 16; E 16; S 32.
+TINY = {
+    "max_seq_length": 32, "embedding_size": 16, "generator_hidden_size": 0.5,
+    "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2,
+                               "num_attention_heads": 2, "intermediate_size": 37},
+    "train_batch_size": 8, "eval_batch_size": 8, "learning_rate": 2e-3, "num_warmup_steps": 10,
+    "seed": 1, "vocab_file": UNCASED_VOCAB, "keep_checkpoint_max": 0,
+}
+# The reference run that the resume tests reproduce.
+REFERENCE = dict(TINY, num_train_steps=24, save_checkpoints_steps=12, iterations_per_loop=1)
+METRICS = {"masked_lm_accuracy", "masked_lm_loss", "sampled_masked_lm_accuracy", "disc_loss",
+           "disc_auc", "disc_accuracy", "disc_precision", "disc_recall", "loss", "global_step"}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  """Pre-training tfrecords (length 32) of the first 100 lines of Moby-Dick (~530 examples)."""
+  root = tmp_path_factory.mktemp("pretraining")
+  corpus = root / "corpus"
+  corpus.mkdir()
+  with open(SAMPLE_CORPUS, encoding="utf-8") as f:
+    lines = [next(f) for _ in range(100)]
+  (corpus / "moby_dick_head.txt").write_text("".join(lines), encoding="utf-8")
+  assert build_pretraining_dataset.main([
+      "--corpus-dir", str(corpus), "--vocab-file", UNCASED_VOCAB, "--output-dir",
+      str(root / "pretrain_tfrecords"), "--max-seq-length", "32", "--seed", "0"]) == 0
+  return str(root)
+
+
+@pytest.fixture
+def electra_log(caplog):
+  """caplog for the "electra" logger (main() turns its propagation off)."""
+  logger = logging.getLogger("electra")
+  propagate, logger.propagate = logger.propagate, True
+  with caplog.at_level(logging.INFO, logger="electra"):
+    yield caplog
+  logger.propagate = propagate
+
+
+def run(data_dir, model_name, **hparams):
+  return run_pretraining.train_or_eval(PretrainingConfig(model_name, data_dir, **hparams))
+
+
+def model_dir(data_dir, model_name):
+  return os.path.join(data_dir, "models", model_name)
+
+
+def checkpoint_values(prefix):
+  reader = tf.train.load_checkpoint(prefix)
+  return {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(prefix)}
+
+
+def assert_same_checkpoints(actual_prefix, expected_prefix):
+  actual, expected = checkpoint_values(actual_prefix), checkpoint_values(expected_prefix)
+  assert set(actual) == set(expected)
+  for name, value in expected.items():
+    np.testing.assert_allclose(actual[name], value, rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def reference(data_dir):
+  """24 seeded steps, one per host loop, checkpoints at 0, 12 and 24."""
+  run(data_dir, "reference", **REFERENCE)
+  return model_dir(data_dir, "reference")
+
+
+# --------------------------------------------------------------------------- training, eval
+
+
+def test_training_lowers_losses_and_eval_writes_every_metric(data_dir, electra_log):
+  hparams = dict(TINY, num_train_steps=200, save_checkpoints_steps=200, iterations_per_loop=1,
+                 learning_rate=3e-3, num_eval_steps=10)
+  last = run(data_dir, "learn", **hparams)
+  directory = model_dir(data_dir, "learn")
+  scalars = read_scalars(directory)
+  assert {"loss", "mlm_loss", "disc_loss", "learning_rate", "grad_norm"} <= set(scalars)
+  for tag in ("loss", "mlm_loss", "disc_loss"):
+    values = [value for _, value in scalars[tag]]
+    assert len(values) == 200
+    assert np.mean(values[-20:]) < np.mean(values[:20]) - 0.05 * abs(np.mean(values[:20])), tag
+  assert last["loss"] == pytest.approx(scalars["loss"][-1][1])
+  assert "200/200 = 100.0%, SPS: " in electra_log.text and " - loss: " in electra_log.text
+
+  electra_log.clear()
+  results = run(data_dir, "learn", **dict(hparams, do_train=False, do_eval=True))
+  assert set(results) == METRICS
+  assert results["global_step"] == 200
+  # accuracy - all-real accuracy = (TP - FP) / N, so beating the baseline <=> precision > 0.5.
+  assert results["disc_precision"] > 0.5 and results["disc_recall"] > 0.02
+  assert results["disc_auc"] > 0.55
+  assert results["masked_lm_accuracy"] > 0.02  # chance is 1/30522
+  printed = [line for line in electra_log.messages if re.fullmatch(r"  \w+ = \S+", line)]
+  assert printed == [f"  {key} = {results[key]}" for key in sorted(results)]
+  with open(os.path.join(directory, "results", "unsup_results.txt")) as f:
+    assert f.read().splitlines() == [f"{key} = {results[key]}" for key in sorted(results)]
+  with open(os.path.join(directory, "results", "unsup_results.pkl"), "rb") as f:
+    assert pickle.load(f) == results
+  eval_scalars = read_scalars(os.path.join(directory, "eval"))
+  assert set(eval_scalars) == METRICS - {"global_step"}
+  assert eval_scalars["disc_auc"] == [(200, pytest.approx(results["disc_auc"]))]
+
+
+def test_train_and_eval_together_is_an_error(data_dir):
+  with pytest.raises(ValueError, match="Exactly one of `do_train` or `do_eval` must be True."):
+    run(data_dir, "both", **dict(TINY, do_eval=True))
+
+
+# --------------------------------------------------------------------------- resume
+
+
+def resume_copy(data_dir, src_name, step, dst_name):
+  """A model dir holding only `src_name`'s step-`step` checkpoint: an interrupted run."""
+  src, dst = model_dir(data_dir, src_name), model_dir(data_dir, dst_name)
+  os.makedirs(dst)
+  for path in glob.glob(os.path.join(src, f"model.ckpt-{step}.*")):
+    shutil.copy(path, dst)
+  shutil.copy(os.path.join(src, run_pretraining.CONFIG_FILE), dst)
+  with open(os.path.join(dst, "checkpoint"), "w") as f:
+    f.write(f'model_checkpoint_path: "model.ckpt-{step}"\n')
+  return dst
+
+
+def test_resume_is_exact_and_a_finished_run_is_a_noop(data_dir, reference, electra_log):
+  resumed = resume_copy(data_dir, "reference", 12, "resumed")
+  hparams = dict(REFERENCE, iterations_per_loop=5)  # loop length does not change the result
+  run(data_dir, "resumed", **hparams)
+  assert "Restored the input position and run seed" in electra_log.text
+  assert_same_checkpoints(os.path.join(resumed, "model.ckpt-24"),
+                          os.path.join(reference, "model.ckpt-24"))
+  assert "electra/embeddings/word_embeddings/adam_v" in checkpoint_values(
+      os.path.join(resumed, "model.ckpt-24"))
+
+  files = {name: os.path.getmtime(os.path.join(resumed, name)) for name in os.listdir(resumed)}
+  electra_log.clear()
+  assert run(data_dir, "resumed", **hparams) == {}
+  assert "Nothing to train: global step 24 has reached num_train_steps 24." in electra_log.text
+  assert {name: os.path.getmtime(os.path.join(resumed, name))
+          for name in os.listdir(resumed)} == files
+
+  wider = dict(REFERENCE, model_hparam_overrides=dict(TINY["model_hparam_overrides"],
+                                                      hidden_size=48))
+  with pytest.raises(ValueError, match="different architecture.*model_hparam_overrides"):
+    run(data_dir, "resumed", **wider)
+
+
+def saved_step(directory):
+  """The step of the checkpoint the state file names (complete: saves are atomic), or -1."""
+  latest = checkpointing.latest_checkpoint(directory)
+  return checkpointing.checkpoint_step(latest) if latest else -1
+
+
+def test_run_killed_with_sigkill_resumes_to_the_same_weights(data_dir, reference):
+  killed = model_dir(data_dir, "killed")
+  command = [sys.executable, os.path.join(REPO_ROOT, "run_pretraining.py"), "--data-dir",
+             data_dir, "--model-name", "killed", "--hparams",
+             json.dumps(dict(REFERENCE, save_checkpoints_steps=2))]
+  process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+  deadline = time.monotonic() + 300
+  while saved_step(killed) < 1:
+    assert process.poll() is None, process.stderr.read().decode()[-3000:]
+    assert time.monotonic() < deadline, "no checkpoint beyond step 0 within 300 s"
+    time.sleep(0.01)
+  process.send_signal(signal.SIGKILL)
+  assert process.wait() == -signal.SIGKILL
+  process.stderr.close()
+  interrupted_at = run_pretraining.checkpoint_global_step(tf.train.latest_checkpoint(killed))
+  assert 0 < interrupted_at <= 24
+
+  run(data_dir, "killed", **REFERENCE)
+  final = tf.train.latest_checkpoint(killed)
+  assert run_pretraining.checkpoint_global_step(final) == 24
+  assert_same_checkpoints(final, os.path.join(reference, "model.ckpt-24"))
+
+
+def test_continue_from_a_released_checkpoint_without_adam_slots(data_dir, electra_log):
+  """models/electra_small holds electra_small.{index,data} + `checkpoint`, no slots."""
+  directory = model_dir(data_dir, "electra_small")
+  config = PretrainingConfig("electra_small", data_dir, **TINY)
+  tf.random.set_seed(123)
+  released = PretrainingModel(config).named_variables()
+  names = sorted(released) + ["global_step"]
+  tensors = [released[n] for n in sorted(released)] + [tf.constant(8, tf.int64)]
+  tf.io.gfile.makedirs(directory)
+  tf.raw_ops.SaveV2(prefix=os.path.join(directory, "electra_small"), tensor_names=names,
+                    shape_and_slices=[""] * len(names), tensors=tensors)
+  with open(os.path.join(directory, "checkpoint"), "w") as f:
+    f.write('model_checkpoint_path: "electra_small"\nall_model_checkpoint_paths: "electra_small"\n')
+
+  run(data_dir, "electra_small", **dict(TINY, num_train_steps=12, save_checkpoints_steps=2,
+                                        keep_checkpoint_max=1, learning_rate=1e-4))
+  assert "optimizer slots start at zero" in electra_log.text
+  assert "Resuming from " + os.path.join(directory, "electra_small") + " (global step 8)" in (
+      electra_log.text)
+  final = checkpoint_values(tf.train.latest_checkpoint(directory))
+  assert final["global_step"] == 12
+  assert sorted(glob.glob(os.path.join(directory, "model.ckpt-*[0-9].index"))) == [
+      os.path.join(directory, "model.ckpt-12.index")]
+  assert os.path.exists(os.path.join(directory, "electra_small.index"))
+  assert os.path.exists(os.path.join(directory, "electra_small.data-00000-of-00001"))
+  # It continued from the released weights: 4 small steps away, not a fresh init.
+  table = "electra/embeddings/word_embeddings"
+  change = np.abs(final[table] - released[table].numpy())
+  assert 0 < change.max() < 5e-3
+
+
+# --------------------------------------------------------------------------- variants
+
+
+@pytest.mark.parametrize("objective,expected_scope,absent_scope", [
+    # The MLM run also accumulates 2 micro-batches of 4.
+    ({"electra_objective": False, "grad_accumulation_steps": 2}, "generator_predictions/",
+     "discriminator_predictions/"),
+    ({"electra_objective": False, "electric_objective": True}, "cloze_predictions/",
+     "generator_predictions/"),
+], ids=["mlm", "electric"])
+def test_other_objectives_train(data_dir, objective, expected_scope, absent_scope):
+  name = "objective_" + "_".join(sorted(objective))
+  last = run(data_dir, name, **dict(TINY, num_train_steps=3, save_checkpoints_steps=3,
+                                    iterations_per_loop=3, **objective))
+  assert np.isfinite(last["loss"])
+  assert ("cloze_loss" in last) == objective.get("electric_objective", False)
+  names = checkpoint_values(tf.train.latest_checkpoint(model_dir(data_dir, name)))
+  assert names["global_step"] == 3
+  assert any(n.startswith(expected_scope) for n in names)
+  assert not any(n.startswith(absent_scope) for n in names)
+
+
+@pytest.mark.parametrize("hparams,rel", [
+    ({"mixed_precision": "bf16"}, 0.05),
+    pytest.param({"use_xla": True}, 1e-3, marks=pytest.mark.slow),  # same stateless draws
+], ids=["bf16", "xla"])
+def test_precision_and_xla_match_the_float32_first_steps(data_dir, reference, hparams, rel):
+  """Same seed, masking and data: the first losses agree with the float32 reference run."""
+  name = "variant_" + "_".join(f"{k}{v}" for k, v in hparams.items())
+  last = run(data_dir, name, **dict(REFERENCE, num_train_steps=3, save_checkpoints_steps=3,
+                                    **hparams))
+  expected = read_scalars(reference)["loss"][:3]
+  actual = read_scalars(model_dir(data_dir, name))["loss"]
+  assert [step for step, _ in actual] == [1, 2, 3]
+  assert actual[0][1] == pytest.approx(expected[0][1], rel=rel)
+
+
+_MIRRORED_SCRIPT = """
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import run_pretraining
+run_pretraining.main(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+def test_two_replica_mirrored_fp16_pretraining_run(data_dir):
+  hparams = dict(TINY, num_train_steps=4, save_checkpoints_steps=4, iterations_per_loop=2,
+                 distribution_strategy="mirrored", mixed_precision="fp16")
+  process = subprocess.run(
+      [sys.executable, "-c", _MIRRORED_SCRIPT, "--data-dir", data_dir, "--model-name",
+       "mirrored", "--hparams", json.dumps(hparams)],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+  assert process.returncode == 0, process.stderr[-3000:]
+  assert "MirroredStrategy with 2 replicas" in process.stderr
+  assert "Global batch 8 = 2 replicas × 1 micro-batches × 4 examples" in process.stderr
+  assert "4/4 = 100.0%" in process.stderr
+  directory = model_dir(data_dir, "mirrored")
+  assert checkpoint_values(tf.train.latest_checkpoint(directory))["global_step"] == 4
+  scalars = read_scalars(directory)
+  assert [step for step, _ in scalars["loss_scale"]] == [2, 4]
+  assert all(np.isfinite(value) for _, value in scalars["loss"])
