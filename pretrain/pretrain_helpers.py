@@ -8,13 +8,14 @@ Randomness is stateless: every random function takes `seed`, an int32/int64
 Tensor of shape [2], and derives its sub-seeds with
 `tf.random.experimental.stateless_fold_in` using fixed small integers, so the
 same seed always gives the same result (docs/ARCHITECTURE.md, "Randomness").
-Everything works eagerly, inside `tf.function` and with `jit_compile=True`.
+Everything works eagerly, inside `tf.function` and with `jit_compile=True`,
+and draws the same numbers in all three (model/stateless_random.py).
 """
 from typing import Mapping, NamedTuple, Optional, Tuple, Union
 
 import tensorflow as tf
 
-from model import tokenization
+from model import stateless_random, tokenization
 from pretrain.pretrain_data import Inputs, get_updated_inputs
 
 # Fixed fold-in constants, one per random use site (never reuse or renumber:
@@ -265,19 +266,19 @@ def mask(inputs: Inputs, mask_prob: FloatLike, max_predictions_per_seq: int,
                          tf.ones_like(sample_prob))
   masked_lm_weights *= tf.cast(has_candidates, tf.float32)
   sample_logits = tf.math.log(tf.stop_gradient(sample_prob))  # [B, S]
-  positions_seed = tf.random.experimental.stateless_fold_in(seed, _SEED_POSITIONS)
-  masked_lm_positions = tf.random.stateless_categorical(
-      sample_logits, num_predictions, positions_seed, dtype=tf.int32)  # [B, P]
+  positions_seed = stateless_random.fold_in(seed, _SEED_POSITIONS)
+  masked_lm_positions = stateless_random.categorical(
+      sample_logits, num_predictions, positions_seed)  # [B, P]
   used = tf.cast(masked_lm_weights, tf.int32)
   masked_lm_positions *= used
 
   masked_lm_ids = gather_positions(tf.cast(input_ids, tf.int32),
                                    masked_lm_positions) * used  # [B, P]
 
-  replace_seed = tf.random.experimental.stateless_fold_in(
+  replace_seed = stateless_random.fold_in(
       seed, _SEED_REPLACE_WITH_MASK)
-  replace_draw = tf.random.stateless_uniform(
-      tf.shape(masked_lm_positions), replace_seed, dtype=tf.float32)  # [B, P]
+  replace_draw = stateless_random.uniform(tf.shape(masked_lm_positions),
+                                          replace_seed)  # [B, P]
   # Slots that keep the original token are sent to position 0, i.e. ignored.
   replace_positions = masked_lm_positions * tf.cast(
       replace_draw < _MASK_REPLACE_PROB, tf.int32)
@@ -336,7 +337,6 @@ def sample_from_softmax(logits: tf.Tensor, seed: tf.Tensor,
   if disallow_ids is not None:
     vocab_size = tf.shape(scaled)[-1]
     scaled -= 1000.0 * tf.one_hot(disallow_ids, vocab_size, dtype=tf.float32)
-  uniform = tf.random.stateless_uniform(tf.shape(scaled), seed,
-                                        dtype=tf.float32)  # U[0, 1), [B, P, V]
+  uniform = stateless_random.uniform(tf.shape(scaled), seed)  # U[0, 1), [B, P, V]
   gumbel = -tf.math.log(-tf.math.log(uniform + 1e-9) + 1e-9)
   return tf.argmax(scaled + gumbel, axis=-1, output_type=tf.int32)

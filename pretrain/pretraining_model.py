@@ -27,7 +27,7 @@ from typing import Any, Dict, NamedTuple, Optional
 
 import tensorflow as tf
 
-from model import modeling
+from model import modeling, stateless_random
 from model.modeling import BertConfig, BertModel, Dense, Embeddings, LayerNorm, NamedModule
 from pretrain import pretrain_helpers
 from pretrain.pretrain_data import Inputs, features_to_inputs, get_updated_inputs
@@ -110,7 +110,13 @@ class TokenPredictionsHead(NamedModule):
     """Maps [B, K, in] representations to float32 logits [B, K, V]."""
     hidden = self.layer_norm(self.dense(reprs))  # [B, K, E_tab]
     table = tf.cast(self.embedding_table, hidden.dtype)
-    logits = tf.einsum("bke,ve->bkv", hidden, table)  # [B, K, V]
+    # A flat matmul against the transposed table: its gradients are two plain
+    # matmuls (the einsum's were ~25% slower on CPU).
+    shape = tf.shape(hidden)
+    logits = tf.matmul(tf.reshape(hidden, [-1, table.shape[-1]]), table,
+                       transpose_b=True)  # [B·K, V]
+    logits = tf.reshape(logits, tf.concat([shape[:-1], tf.shape(table)[:1]], 0))
+    logits.set_shape(hidden.shape[:-1].concatenate(table.shape[:1]))  # [B, K, V]
     return tf.cast(logits, tf.float32) + self.output_bias
 
 
@@ -220,7 +226,7 @@ class PretrainingOutput(NamedTuple):
 
 def _fold_in(seed: Optional[tf.Tensor], key: int) -> Optional[tf.Tensor]:
   """The sub-seed of one use site; None stays None (eval / unseeded)."""
-  return None if seed is None else tf.random.experimental.stateless_fold_in(seed, key)
+  return None if seed is None else stateless_random.fold_in(seed, key)
 
 
 def _check_config(config: Any) -> None:

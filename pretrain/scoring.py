@@ -41,8 +41,6 @@ Letters: B batch, S padded length, n real pieces of a text, V vocabulary.
 """
 from __future__ import annotations
 
-import logging
-import math
 from typing import Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
@@ -52,8 +50,6 @@ from model import checkpointing, tokenization
 from model.modeling import BertModel
 from pretrain.pretrain_data import Inputs
 from pretrain.pretraining_model import PretrainingModel
-
-logger = logging.getLogger("electra")
 
 METHODS = ("electric", "cloze", "mlm")
 
@@ -78,12 +74,13 @@ def checkpoint_kind(variable_names: Sequence[str]) -> str:
     variable_names: the checkpoint's variable names.
 
   Returns:
-    "electric" (has `cloze_predictions/`), "electra" (`generator_predictions/`
-    and `discriminator_predictions/`), "mlm" (`generator_predictions/` only),
+    "electric" (has `cloze_predictions/`: Electric, or ELECTRA with the
+    two-tower generator), "electra" (`generator_predictions/` and
+    `discriminator_predictions/`), "mlm" (`generator_predictions/` only),
     "uniform_generator" (`discriminator_predictions/` only) or "unknown".
   """
-  names = set(variable_names)
-  has = lambda scope: any(n.startswith(scope + "/") for n in names)  # noqa: E731
+  scopes = {name.split("/", 1)[0] for name in variable_names}
+  has = scopes.__contains__
   if has("cloze_predictions"):
     return "electric"
   if has("generator_predictions"):
@@ -125,7 +122,7 @@ def describe_kind(kind: str) -> str:
 
 
 def _round_up(value: int, multiple: int) -> int:
-  return int(math.ceil(value / multiple) * multiple)
+  return -(-value // multiple) * multiple
 
 
 class _Batch(NamedTuple):
@@ -458,6 +455,5 @@ def make_scorer(method: str, model: PretrainingModel, tokenizer: tokenization.Fu
     raise ValueError(f"Unknown scoring method {method!r}; choose one of {', '.join(METHODS)}.")
   scorer = _SCORERS[method](model, tokenizer, **kwargs)
   if checkpoint is not None:
-    report = scorer.restore(checkpoint)
-    logger.info("%s", report.summary())
+    scorer.restore(checkpoint)  # logs what it restored
   return scorer

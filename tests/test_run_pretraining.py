@@ -259,11 +259,15 @@ def test_other_objectives_train(data_dir, objective, expected_scope, absent_scop
   assert not any(n.startswith(absent_scope) for n in names)
 
 
-@pytest.mark.parametrize("hparams,rel", [
-    ({"mixed_precision": "bf16"}, 0.05),
-    pytest.param({"use_xla": True}, 1e-3, marks=pytest.mark.slow),  # same stateless draws
+@pytest.mark.parametrize("hparams,rel,steps", [
+    ({"mixed_precision": "bf16"}, 0.05, 1),
+    # XLA draws the same masks, samples and dropout (model/stateless_random.py),
+    # so only float rounding differs. Step 1 has LR 0, so step 2 sees the same
+    # weights (from step 3 on the shorter run's LR decay differs).
+    pytest.param({"use_xla": True}, 1e-5, 2, marks=pytest.mark.slow),
 ], ids=["bf16", "xla"])
-def test_precision_and_xla_match_the_float32_first_steps(data_dir, reference, hparams, rel):
+def test_precision_and_xla_match_the_float32_first_steps(data_dir, reference, hparams, rel,
+                                                         steps):
   """Same seed, masking and data: the first losses agree with the float32 reference run."""
   name = "variant_" + "_".join(f"{k}{v}" for k, v in hparams.items())
   last = run(data_dir, name, **dict(REFERENCE, num_train_steps=3, save_checkpoints_steps=3,
@@ -271,7 +275,8 @@ def test_precision_and_xla_match_the_float32_first_steps(data_dir, reference, hp
   expected = read_scalars(reference)["loss"][:3]
   actual = read_scalars(model_dir(data_dir, name))["loss"]
   assert [step for step, _ in actual] == [1, 2, 3]
-  assert actual[0][1] == pytest.approx(expected[0][1], rel=rel)
+  for (_, got), (_, want) in zip(actual[:steps], expected[:steps]):
+    assert got == pytest.approx(want, rel=rel)
 
 
 _MIRRORED_SCRIPT = """

@@ -39,7 +39,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from model import checkpointing
+from model import checkpointing, stateless_random
 from model.modeling import NamedModule
 from model.optimization import ElectraOptimizer, all_reduce_gradients
 from util.training_utils import ETALogger
@@ -297,7 +297,7 @@ class Trainer:
                              seed: tf.Tensor):
     """Float32 gradients (None where unused), loss and scalars of micro-batch `index`."""
     micro_batch = _micro_batch(batch, index, self.settings.grad_accumulation_steps)
-    micro_seed = tf.random.experimental.stateless_fold_in(seed, index)
+    micro_seed = stateless_random.fold_in(seed, index)
     divisor = 1.0
     if self.settings.loss_reduction == "mean":
       # Each of the accumulation × replicas micro-batch means gets an equal share.
@@ -346,9 +346,9 @@ class Trainer:
       replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
       batch = _replica_slice(batch, replica_id, self.num_replicas)
     # ARCHITECTURE.md "Randomness": a function of (run seed, step, replica) only.
-    step_seed = tf.random.experimental.stateless_fold_in(
+    step_seed = stateless_random.fold_in(
         tf.stack([self.run_seed, tf.constant(0, tf.int64)]), self.global_step)
-    seed = tf.random.experimental.stateless_fold_in(step_seed, replica_id)
+    seed = stateless_random.fold_in(step_seed, replica_id)
     grads, scalars = self._compute(batch, seed)
     grads = all_reduce_gradients(grads)
     lr_scale = None

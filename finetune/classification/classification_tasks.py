@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from finetune import feature_spec, scorer, task
 from finetune.classification import classification_metrics
+from model import modeling
 from model.modeling import Dense
 
 logger = logging.getLogger("electra")
@@ -368,11 +369,7 @@ class RegressionTask(SingleOutputTask):
 def _cls_representation(bert_output, training: bool, seed: Optional[tf.Tensor]) -> tf.Tensor:
   """[CLS] hidden state [B, H], with dropout 0.1 in training."""
   pooled = bert_output.pooled_output
-  if not training:
-    return pooled
-  if seed is None:
-    return tf.nn.dropout(pooled, rate=DROPOUT_RATE)
-  return tf.nn.experimental.stateless_dropout(pooled, rate=DROPOUT_RATE, seed=seed)
+  return modeling.dropout(pooled, DROPOUT_RATE, training, seed)
 
 
 class ClassificationHead(task.TaskHead):

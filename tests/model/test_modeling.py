@@ -193,9 +193,29 @@ def test_dropout_rate_statistics():
   x = tf.ones([200, 300])
   dropped = modeling.dropout(x, 0.1, True, tf.constant([3, 4])).numpy()
   kept = dropped != 0
-  assert abs(kept.mean() - 0.9) < 0.01
-  np.testing.assert_allclose(dropped[kept], 1 / 0.9, rtol=1e-6)  # Inverted dropout.
+  # 16-bit decisions: the realised rate is round(0.1 * 2^16) / 2^16.
+  assert abs(kept.mean() - (1 - 6554 / 65536)) < 0.005  # ~3.5 sigma at n = 60000
+  np.testing.assert_allclose(dropped[kept], 65536 / (65536 - 6554), rtol=1e-6)
   np.testing.assert_array_equal(modeling.dropout(x, 0.1, False, tf.constant([3, 4])), x)
+  # Unbiased: E[dropout(x)] = x (the scale matches the realised keep rate).
+  big = modeling.dropout(tf.ones([1000, 1000]), 0.25, True, tf.constant([5, 6])).numpy()
+  assert abs(big.mean() - 1.0) < 0.003  # sd of the mean ~ 0.00058
+
+
+def test_dropout_matches_numpy_reference_of_the_16_bit_scheme():
+  """Element i is kept iff the i-th uint16 of the seed's uint32 stream is >= t."""
+  rng = np.random.default_rng(0)
+  seed = tf.constant([11, 13])
+  for shape, rate in [((7, 5, 3), 0.1), ((9,), 0.5), ((2, 4, 8), 0.03)]:  # odd and even sizes
+    x = rng.normal(size=shape).astype(np.float32)
+    n = x.size
+    bits = tf.random.stateless_uniform([(n + 1) // 2], seed, minval=None, maxval=None,
+                                       dtype=tf.uint32).numpy()
+    halves = bits.astype("<u4").view("<u2")[:n].reshape(shape)  # low half first (TF bitcast)
+    t = round(rate * 65536)
+    expected = np.where(halves >= t, x * np.float32(65536 / (65536 - t)), 0.0)
+    np.testing.assert_allclose(modeling.dropout(tf.constant(x), rate, True, seed).numpy(),
+                               expected, rtol=1e-6)
 
 
 def test_bf16_compute_close_to_fp32(tiny_config, batch):

@@ -143,16 +143,22 @@ def _np_mask(input_ids, input_mask, mask_prob, max_predictions, special_ids,
 
 
 def _draws(input_ids, input_mask, special_ids, max_predictions, seed):
-  """The draws mask() makes, per its seed contract (fold-in 0 and 1)."""
+  """The draws mask() makes, per its seed contract (fold-in 0 and 1).
+
+  Positions: Gumbel-max over log(candidate probs) with TF's own eager
+  stateless uniforms [B, P, S] (model/stateless_random.py reproduces them).
+  """
   candidates = _np_candidates(input_ids, input_mask, special_ids).astype(np.float32)
   probs = candidates / candidates.sum(-1, keepdims=True)
-  raw_positions = tf.random.stateless_categorical(
-      tf.math.log(tf.constant(probs)), max_predictions,
-      tf.random.experimental.stateless_fold_in(seed, 0), dtype=tf.int32)
+  batch, length = input_ids.shape
+  uniform = tf.random.stateless_uniform(
+      [batch, max_predictions, length], tf.random.experimental.stateless_fold_in(seed, 0))
+  with np.errstate(divide="ignore"):
+    noisy = np.log(probs)[:, None, :] - np.log(-np.log(uniform.numpy()))
+  raw_positions = np.argmax(noisy, axis=-1).astype(np.int32)
   replace_draw = tf.random.stateless_uniform(
-      [input_ids.shape[0], max_predictions],
-      tf.random.experimental.stateless_fold_in(seed, 1))
-  return raw_positions, replace_draw
+      [batch, max_predictions], tf.random.experimental.stateless_fold_in(seed, 1))
+  return raw_positions, replace_draw.numpy()
 
 
 # ---------------------------------------------------------- special ids
@@ -297,16 +303,18 @@ def test_mask_matches_numpy_reference(real_batch, special_ids, jit_compile):
   max_predictions = 19
 
   def fn(seed):
-    out = ph.mask(_inputs(real_batch), 0.15, max_predictions, special_ids, seed)
-    return out, _draws(input_ids, input_mask, special_ids, max_predictions, seed)
+    return ph.mask(_inputs(real_batch), 0.15, max_predictions, special_ids, seed)
 
-  if jit_compile:  # XLA draws other numbers than eager, so draw inside too.
+  if jit_compile:  # XLA draws the same numbers as eager (model/stateless_random.py).
     fn = tf.function(fn, jit_compile=True)
   for seed in ([1, 2], [12345, 678]):
-    out, (raw_positions, replace_draw) = fn(tf.constant(seed, tf.int64))
+    seed = tf.constant(seed, tf.int64)
+    out = fn(seed)
+    raw_positions, replace_draw = _draws(input_ids, input_mask, special_ids,
+                                         max_predictions, seed)
     new_ids, positions, ids, weights = _np_mask(
         input_ids, input_mask, 0.15, max_predictions, special_ids,
-        raw_positions.numpy(), replace_draw.numpy())
+        raw_positions, replace_draw)
     np.testing.assert_array_equal(out.input_ids, new_ids)
     np.testing.assert_array_equal(out.masked_lm_positions, positions)
     np.testing.assert_array_equal(out.masked_lm_ids, ids)
@@ -478,13 +486,13 @@ def test_sample_from_softmax_matches_numpy_with_same_noise(jit_compile):
   disallow = rng.integers(0, 11, size=[3, 5])
 
   def fn(seed):
-    sampled = ph.sample_from_softmax(tf.constant(logits), seed, 1.5,
-                                     tf.constant(disallow, tf.int32))
-    return sampled, tf.random.stateless_uniform(logits.shape, seed)
+    return ph.sample_from_softmax(tf.constant(logits), seed, 1.5,
+                                  tf.constant(disallow, tf.int32))
 
-  if jit_compile:  # XLA draws other numbers than eager, so draw inside too.
+  if jit_compile:  # XLA draws the same numbers as eager (model/stateless_random.py).
     fn = tf.function(fn, jit_compile=True)
-  sampled, uniform = fn(tf.constant([8, 9]))
+  seed = tf.constant([8, 9])
+  sampled, uniform = fn(seed), tf.random.stateless_uniform(logits.shape, seed)
   assert sampled.dtype == tf.int32 and sampled.shape == [3, 5]
   np.testing.assert_array_equal(
       sampled, _np_gumbel_argmax(logits, uniform.numpy(), 1.5, disallow))

