@@ -22,11 +22,14 @@ measurement:
   `examples_per_sec` counts questions, `ms_per_example` is its inverse.
 
 `--grad-accumulation-steps K` trains the global `--batch` in K micro-batches
-(the memory recipe for big models); `peak_memory_mb` then shows what one
-micro-batch needs. ELECTRA-Large SQuAD at seq 512 on a 16 GB GPU:
+(the memory recipe for big models); `peak_memory_mb` is then the peak of a
+whole step made of micro-batches of `--batch / K` examples. On CPU, run with `TF_CPU_ALLOCATOR_USE_BFC=true` to get
+the allocator's peak (GPU-style accounting) instead of the resident memory.
+ELECTRA-Large SQuAD at seq 512 on a 16 GB GPU (micro-batch 2; measured with
+the CPU BFC allocator: 10.1 GB peak):
 
     python3 bench/finetune.py --model-size large --configs squad:512 --batch 32 \
-        --grad-accumulation-steps 8 --dtype bf16 --xla --steps 5 --skip-predict \
+        --grad-accumulation-steps 16 --dtype bf16 --xla --steps 5 --skip-predict \
         --skip-postprocessing
 
 `mfu` divides the model FLOPs by the matmul peak of bench/peak.py; FLOPs use

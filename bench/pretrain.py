@@ -3,7 +3,7 @@
     python3 bench/pretrain.py [--model-size small|base|large] [--batch-size 32 8]
         [--seq-len 128] [--steps 20] [--warmup 3] [--xla | --no-xla] [--both-xla]
         [--dtype fp32|bf16|fp16] [--threads N] [--generator-hidden-size F]
-        [--iterations-per-loop K] [--data "<tfrecord glob>"]
+        [--iterations-per-loop K] [--data "<tfrecord glob>"] [--in-process]
 
 Each configuration builds the pre-training model exactly as `run_pretraining.py`
 does (the `PretrainingConfig` defaults of `--model-size`, e.g. Small: hidden
@@ -22,8 +22,11 @@ real tfrecords through the pre-training input pipeline.
 Prints one JSON line per configuration with the common benchmark keys plus
 `step_ms`, `compile_s` (the warm-up, which includes tracing and compiling),
 `traces` (times the step was traced: 1, no per-step recompilation) and
-`model_flops_per_example`. `peak_memory_mb` is the GPU peak of this
-configuration, or on CPU the process's peak resident memory so far. `mfu`
+`model_flops_per_example`. Several configurations run one after another,
+each in a fresh process (`--in-process` keeps them in one), so that each has
+its own memory peak and none inherits another's allocator and thread-pool
+state. `peak_memory_mb` is the GPU peak, or on CPU the peak resident memory
+of the process. `mfu`
 divides the model FLOPs (flops_computation.py, the original's formula:
 backward = forward) by the matmul peak of bench/peak.py measured on the same
 device and dtype.
@@ -31,8 +34,8 @@ device and dtype.
 GPU (one device; add `--dtype bf16` and compare `--both-xla`):
     python3 bench/pretrain.py --model-size small --batch-size 128 --seq-len 128 \
         --steps 100 --warmup 10 --iterations-per-loop 50 --both-xla
-    python3 bench/pretrain.py --model-size base --batch-size 32 --seq-len 512 \
-        --generator-hidden-size 0.33333 --dtype bf16 --xla --iterations-per-loop 50
+    python3 bench/pretrain.py --model-size base --batch-size 128 --seq-len 128 \
+        --dtype bf16 --xla --steps 100 --warmup 10 --iterations-per-loop 50
 """
 from __future__ import annotations
 
@@ -153,16 +156,39 @@ def main(argv: List[str] = None) -> None:
   parser.add_argument("--iterations-per-loop", type=int, default=10,
                       help="steps per tf.function call (one host sync each)")
   parser.add_argument("--data", default=None, help="tfrecord glob (default: synthetic)")
+  parser.add_argument("--in-process", action="store_true",
+                      help="measure several configurations in this process (default: one "
+                           "fresh process each, so they cannot disturb each other)")
   args = parser.parse_args(argv)
+  configs = [(xla, seq, batch) for xla in ([False, True] if args.both_xla else [args.xla])
+             for seq in args.seq_len for batch in args.batch_size]
+  if len(configs) > 1 and not args.in_process:
+    common.run_isolated(os.path.abspath(__file__),
+                        [_single_config_argv(args, *config) for config in configs])
+    return
   common.set_threads(args.threads)
   work_dir = tempfile.mkdtemp(prefix="bench_pretrain_")
   try:
-    for xla in ([False, True] if args.both_xla else [args.xla]):
-      for seq in args.seq_len:
-        for batch in args.batch_size:
-          common.emit(bench_config(args, work_dir, batch, seq, xla))
+    for xla, seq, batch in configs:
+      common.emit(bench_config(args, work_dir, batch, seq, xla))
   finally:
     utils.rmrf(work_dir)
+
+
+def _single_config_argv(args: argparse.Namespace, xla: bool, seq: int,
+                        batch: int) -> List[str]:
+  """The command-line arguments that measure one configuration of `args`."""
+  argv = ["--model-size", args.model_size, "--batch-size", str(batch), "--seq-len", str(seq),
+          "--steps", str(args.steps), "--warmup", str(args.warmup),
+          "--xla" if xla else "--no-xla", "--dtype", args.dtype,
+          "--iterations-per-loop", str(args.iterations_per_loop)]
+  if args.threads:
+    argv += ["--threads", str(args.threads)]
+  if args.generator_hidden_size is not None:
+    argv += ["--generator-hidden-size", str(args.generator_hidden_size)]
+  if args.data:
+    argv += ["--data", args.data]
+  return argv
 
 
 if __name__ == "__main__":
