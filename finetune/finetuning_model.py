@@ -86,21 +86,15 @@ class FinetuningModel(modeling.NamedModule):
     """
     bert_output = self.encoder(features["input_ids"], features["input_mask"],
                                features["segment_ids"], training,
-                               _fold_in(seed, 0))
+                               stateless_random.sub_seed(seed, 0))
     task_id = features["task_id"]  # [B]
     task_mask = tf.one_hot(task_id, depth=len(self.heads), dtype=tf.float32)  # [B, T]
     total_loss = tf.constant(0.0, tf.float32)
     outputs = {"task_id": task_id}
     for t, (name, head) in enumerate(zip(self.task_names, self.heads)):
-      losses, head_outputs = head(bert_output, features, training, _fold_in(seed, t + 1))
+      losses, head_outputs = head(bert_output, features, training,
+                                  stateless_random.sub_seed(seed, t + 1))
       total_loss += tf.reduce_sum(tf.cast(losses, tf.float32) * task_mask[:, t])
       for key, value in head_outputs.items():
         outputs[f"{name}_{key}"] = value
     return total_loss, outputs
-
-
-def _fold_in(seed: Optional[tf.Tensor], key: int) -> Optional[tf.Tensor]:
-  """Per-use stateless sub-seed; None stays None."""
-  if seed is None:
-    return None
-  return stateless_random.fold_in(seed, key)

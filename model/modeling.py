@@ -280,15 +280,6 @@ def gelu(x: tf.Tensor) -> tf.Tensor:
   return x * 0.5 * (1.0 + tf.math.erf(x / tf.cast(math.sqrt(2.0), x.dtype)))
 
 
-def _fold_in(seed: Optional[tf.Tensor], *keys: int) -> Optional[tf.Tensor]:
-  """Derives the stateless sub-seed of one dropout site; None stays None."""
-  if seed is None:
-    return None
-  for key in keys:
-    seed = stateless_random.fold_in(seed, key)
-  return seed
-
-
 _DROPOUT_BITS = 16  # Random bits per dropout decision (see `dropout`).
 
 
@@ -488,14 +479,16 @@ class TransformerLayer(NamedModule):
     # Softmax in float32 even under mixed precision; the -10000 bias would
     # overflow float16.
     probs = tf.cast(tf.nn.softmax(scores + bias, axis=-1), x.dtype)  # [B, N, S, S]
-    probs = dropout(probs, self.attention_dropout_prob, training, _fold_in(seed, 0))
+    probs = dropout(probs, self.attention_dropout_prob, training,
+                    stateless_random.sub_seed(seed, 0))
     context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])  # [B, S, N, D]
     context = tf.reshape(context, tf.shape(x))  # [B, S, H]
     attended = dropout(self.attention_output(context), self.hidden_dropout_prob, training,
-                       _fold_in(seed, 1))
+                       stateless_random.sub_seed(seed, 1))
     attended = self.attention_layer_norm(attended + x)  # [B, S, H]
     inner = self.intermediate(attended)  # [B, S, I]
-    out = dropout(self.output(inner), self.hidden_dropout_prob, training, _fold_in(seed, 2))
+    out = dropout(self.output(inner), self.hidden_dropout_prob, training,
+                  stateless_random.sub_seed(seed, 2))
     return self.output_layer_norm(out + attended)  # [B, S, H]
 
 
@@ -587,14 +580,14 @@ class BertModel(NamedModule):
     """
     if input_mask is None:
       input_mask = tf.ones_like(input_ids)
-    embedded = self.embeddings(input_ids, segment_ids, training, _fold_in(seed, 0))
+    embedded = self.embeddings(input_ids, segment_ids, training, stateless_random.sub_seed(seed, 0))
     embedded = tf.cast(embedded, self.compute_dtype)  # [B, S, E]
     if self.embeddings_project is not None:
       embedded = self.embeddings_project(embedded)  # [B, S, H]
     bias = attention_bias(input_mask, self.ltr, self.rtl)  # [B, 1, 1|S, S]
     x, all_layer_outputs = embedded, []
     for k, layer in enumerate(self.layers):
-      x = layer(x, bias, training, _fold_in(seed, k + 1))
+      x = layer(x, bias, training, stateless_random.sub_seed(seed, k + 1))
       all_layer_outputs.append(x)
     return BertOutput(sequence_output=x, pooled_output=x[:, 0],
                       all_layer_outputs=all_layer_outputs, embedding_output=embedded)

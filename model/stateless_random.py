@@ -16,6 +16,8 @@ Seeds are int32/int64 Tensors of shape [2], as for TF's stateless ops.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import tensorflow as tf
 
 _MANTISSA_MASK = 0x7FFFFF  # the 23 bits the float conversion keeps
@@ -61,3 +63,15 @@ def fold_in(seed: tf.Tensor, key) -> tf.Tensor:
   the non-XLA values and makes XLA agree.
   """
   return tf.random.experimental.stateless_fold_in(seed, key, alg="philox")
+
+
+def sub_seed(seed: Optional[tf.Tensor], *keys: int) -> Optional[tf.Tensor]:
+  """The seed of one random use site: `seed` folded with each key in turn.
+
+  None stays None (evaluation and unseeded calls pass no seed).
+  """
+  if seed is None:
+    return None
+  for key in keys:
+    seed = fold_in(seed, key)
+  return seed

@@ -6,7 +6,7 @@ D feature depth, V vocabulary size.
 
 Randomness is stateless: every random function takes `seed`, an int32/int64
 Tensor of shape [2], and derives its sub-seeds with
-`tf.random.experimental.stateless_fold_in` using fixed small integers, so the
+`stateless_random.fold_in` (Philox fold-in) using fixed small integers, so the
 same seed always gives the same result (docs/ARCHITECTURE.md, "Randomness").
 Everything works eagerly, inside `tf.function` and with `jit_compile=True`,
 and draws the same numbers in all three (model/stateless_random.py).

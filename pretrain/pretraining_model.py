@@ -172,9 +172,9 @@ class TwoTowerClozeTransformer(NamedModule):
                seed: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Returns the cloze representations [B, S, 2G]."""
     ltr = self.ltr(inputs.input_ids, inputs.input_mask, inputs.segment_ids, training,
-                   _fold_in(seed, _SEED_GENERATOR)).sequence_output
+                   stateless_random.sub_seed(seed, _SEED_GENERATOR)).sequence_output
     rtl = self.rtl(inputs.input_ids, inputs.input_mask, inputs.segment_ids, training,
-                   _fold_in(seed, _SEED_GENERATOR_RTL)).sequence_output
+                   stateless_random.sub_seed(seed, _SEED_GENERATOR_RTL)).sequence_output
     # out[t] = concat(ltr[t - 1], rtl[t + 1]), cyclically (model.md §5).
     return tf.concat([tf.roll(ltr, shift=1, axis=1), tf.roll(rtl, shift=-1, axis=1)],
                      axis=-1)  # [B, S, 2G]
@@ -222,11 +222,6 @@ class PretrainingOutput(NamedTuple):
   disc_per_example_loss: Optional[tf.Tensor]
   input_mask: tf.Tensor
   cloze_logits: Optional[tf.Tensor]
-
-
-def _fold_in(seed: Optional[tf.Tensor], key: int) -> Optional[tf.Tensor]:
-  """The sub-seed of one use site; None stays None (eval / unseeded)."""
-  return None if seed is None else stateless_random.fold_in(seed, key)
 
 
 def _check_config(config: Any) -> None:
@@ -351,7 +346,7 @@ class PretrainingModel(NamedModule):
     unmasked = features_to_inputs(features)
     masked = pretrain_helpers.mask(
         unmasked, self.config.mask_prob, self.config.max_predictions_per_seq,
-        self.special_ids, _fold_in(seed, _SEED_MASK))
+        self.special_ids, stateless_random.sub_seed(seed, _SEED_MASK))
 
     cloze = None
     if self.config.uniform_generator:
@@ -368,7 +363,7 @@ class PretrainingModel(NamedModule):
           masked.masked_lm_ids, masked.masked_lm_weights)  # [B, P, V]
     else:
       gen_out = self.generator(masked.input_ids, masked.input_mask, masked.segment_ids,
-                               training, _fold_in(dropout_seed, _SEED_GENERATOR))
+                               training, stateless_random.sub_seed(dropout_seed, _SEED_GENERATOR))
       reprs = pretrain_helpers.gather_positions(gen_out.sequence_output,
                                                 masked.masked_lm_positions)  # [B, P, G]
       mlm = get_softmax_output(self.generator_head(reprs), masked.masked_lm_ids,
@@ -406,7 +401,7 @@ class PretrainingModel(NamedModule):
     config = self.config
     original = pretrain_helpers.unmask(masked)
     sampled_ids = pretrain_helpers.sample_from_softmax(
-        mlm_logits, _fold_in(seed, _SEED_SAMPLE), config.temperature,
+        mlm_logits, stateless_random.sub_seed(seed, _SEED_SAMPLE), config.temperature,
         original.masked_lm_ids if config.disallow_correct else None)  # [B, P]
     fake_ids, updated_mask = pretrain_helpers.scatter_update(
         original.input_ids, tf.cast(sampled_ids, original.input_ids.dtype),
@@ -417,7 +412,7 @@ class PretrainingModel(NamedModule):
       # A sample equal to the original token is labelled real.
       labels = updated_mask * tf.cast(tf.not_equal(fake_ids, original.input_ids), tf.int32)
     fake = get_updated_inputs(original, input_ids=fake_ids)
-    dropout_seed = _fold_in(seed, _SEED_DISCRIMINATOR) if training else None
+    dropout_seed = stateless_random.sub_seed(seed, _SEED_DISCRIMINATOR) if training else None
     disc_out = self.discriminator(fake.input_ids, fake.input_mask, fake.segment_ids,
                                   training, dropout_seed)
     logits = self.discriminator_head(disc_out.sequence_output)  # [B, S]

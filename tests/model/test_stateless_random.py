@@ -58,3 +58,12 @@ def test_categorical_follows_the_softmax_and_never_draws_minus_infinity():
   assert counts[4] == 0
   _, p_value = stats.chisquare(counts[:4], probs[:4] * draws.size)
   assert p_value > 1e-3
+
+
+def test_sub_seed_folds_keys_in_order_and_keeps_none():
+  seed = tf.constant([7, 11], tf.int64)
+  expected = stateless_random.fold_in(stateless_random.fold_in(seed, 3), 4)
+  np.testing.assert_array_equal(stateless_random.sub_seed(seed, 3, 4), expected)
+  assert not np.array_equal(stateless_random.sub_seed(seed, 4, 3), expected)
+  np.testing.assert_array_equal(stateless_random.sub_seed(seed), seed)
+  assert stateless_random.sub_seed(None, 3) is None
