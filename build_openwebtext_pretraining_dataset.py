@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 
 import build_pretraining_dataset as bpd
-from util import utils
+from util import cli, utils
 
 
 def extract_archive(archive: str, destination: str) -> None:
@@ -90,7 +90,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Builds the dataset; returns the exit code (1 with one error line on bad input)."""
   args = parse_args(argv)
-  try:
+
+  def build(_) -> None:
     bpd.check_common_args(args)
     if not os.path.isdir(args.data_dir):
       raise FileNotFoundError(f"Data directory {args.data_dir} does not exist.")
@@ -101,10 +102,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     output_dir = os.path.join(args.data_dir, "pretrain_tfrecords")
     bpd.check_output_dir(output_dir, [owt_dir, vocab_file])
     bpd.build_shards(write_examples, args, output_dir)
-  except bpd.reported_errors() + (bpd.JobsFailedError,) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  return 0
+
+  return cli.run(build, extra_data_errors=(ValueError, bpd.JobsFailedError))
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NamedTup
 import numpy as np
 
 from model import tokenization
-from util import utils
+from util import cli, utils
 
 if TYPE_CHECKING:
   import tensorflow as tf
@@ -54,7 +54,7 @@ Rng = Any
 Worker = Callable[[int, argparse.Namespace, str], None]
 
 
-class CorpusError(ValueError):
+class CorpusError(cli.DataError):
   """An input text file that cannot be read as UTF-8 text."""
 
 
@@ -70,9 +70,7 @@ def _tf():
 
 def reported_errors() -> Tuple[type, ...]:
   """Errors reported as one `error:` line: bad input, I/O, and TF's if TF is loaded."""
-  tf = sys.modules.get("tensorflow")
-  op_error = getattr(getattr(tf, "errors", None), "OpError", None)
-  return (ValueError, OSError) + ((op_error,) if isinstance(op_error, type) else ())
+  return cli.reported_errors()
 
 
 class ExampleFeatures(NamedTuple):
@@ -797,16 +795,16 @@ def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> Non
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Builds the dataset; returns the exit code (1 with one error line on bad input)."""
   args = parse_args(argv)
-  try:
+
+  def build(_) -> None:
     check_common_args(args)
     check_input_files(args.corpus_dir, "Corpus directory")
     check_vocab(args.vocab_file)
     check_output_dir(args.output_dir, [args.corpus_dir, args.vocab_file])
     build_shards(write_examples, args, args.output_dir)
-  except reported_errors() + (JobsFailedError,) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  return 0
+
+  # The builder's checks are all about its input files and folders: exit code 1.
+  return cli.run(build, extra_data_errors=(ValueError, JobsFailedError))
 
 
 if __name__ == "__main__":

@@ -60,6 +60,14 @@ class FinetuningConfig(config_base.HParamsConfig):
   _VALIDATORS: ClassVar[Dict[str, config_base.Validator]] = {
       "task_names": config_base.check_list_of_strings,
       "task_configs": _check_task_configs,
+      **{name: config_base.at_least(1) for name in (
+          "iterations_per_loop", "save_checkpoints_steps", "max_seq_length",
+          "train_batch_size", "eval_batch_size", "predict_batch_size", "max_query_length",
+          "doc_stride", "n_best_size", "max_answer_length", "beam_size", "vocab_size")},
+      **{name: config_base.at_least(0) for name in (
+          "learning_rate", "weight_decay_rate", "n_writes_test", "answerable_weight")},
+      "num_train_epochs": config_base.greater_than(0),
+      "warmup_proportion": config_base.in_range(0, 1),
   }
   _DERIVED: ClassVar[Dict[str, str]] = {
       "write_distill_outputs": "created as False by the single-task QA preset only",

@@ -40,6 +40,20 @@ class PretrainingConfig(config_base.HParamsConfig):
   _HPARAM_TYPES: ClassVar[Dict[str, HParamType]] = {
       "keep_checkpoint_max": HParamType("integer", nullable=True),  # 0/None keep all.
   }
+  _VALIDATORS: ClassVar[Dict[str, config_base.Validator]] = {
+      **{name: config_base.at_least(1) for name in (
+          "iterations_per_loop", "save_checkpoints_steps", "num_train_steps",
+          "num_eval_steps", "max_seq_length", "train_batch_size", "eval_batch_size",
+          "vocab_size")},
+      **{name: config_base.at_least(0) for name in (
+          "keep_checkpoint_max", "num_warmup_steps", "learning_rate", "weight_decay_rate",
+          "gen_weight", "disc_weight")},
+      "mask_prob": config_base.in_range(0, 1, low_open=True),
+      "temperature": config_base.greater_than(0),
+      "lr_decay_power": config_base.greater_than(0),
+      "generator_layers": config_base.greater_than(0),
+      "generator_hidden_size": config_base.greater_than(0),
+  }
   _DERIVED: ClassVar[Dict[str, str]] = {
       "max_predictions_per_seq": "int((mask_prob + 0.005) * max_seq_length); set mask_prob "
                                  "or max_seq_length instead",

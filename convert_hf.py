@@ -37,6 +37,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import types
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -45,7 +46,7 @@ import configure_pretraining
 import run_pretraining
 from model import checkpointing, hf_conversion
 from model.modeling import BertConfig
-from util import config_base, training_utils, utils
+from util import cli, config_base, training_utils, utils
 
 logger = logging.getLogger("electra")
 
@@ -420,4 +421,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(cli.run(main))

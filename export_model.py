@@ -53,6 +53,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -68,7 +69,7 @@ from model.modeling import BertConfig
 from pretrain.pretrain_data import Inputs
 from pretrain.pretrain_helpers import SpecialTokenIds
 from pretrain.pretraining_model import DiscriminatorHead, PretrainingModel, TokenPredictionsHead
-from util import config_base, training_utils, utils
+from util import cli, config_base, training_utils, utils
 
 logger = logging.getLogger("electra")
 
@@ -707,4 +708,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(cli.run(main))

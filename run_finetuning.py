@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
@@ -22,7 +23,7 @@ import tensorflow as tf
 import configure_finetuning
 from finetune import glue_submission, preprocessing, task_builder
 from finetune.model_runner import ModelRunner, check_data_files, resolve_init_checkpoint
-from util import config_base, trainer as trainer_lib, utils
+from util import cli, config_base, trainer as trainer_lib, utils
 
 logger = logging.getLogger("electra")
 
@@ -140,4 +141,4 @@ def main(argv: Optional[list] = None) -> Results:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(cli.run(main))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from typing import Dict, Optional
 
 import tensorflow as tf
@@ -24,7 +25,7 @@ from model.optimization import ElectraOptimizer, create_pretraining_optimizer
 from pretrain import pretrain_data
 from pretrain.pretrain_metrics import PretrainingMetrics, metric_tensors
 from pretrain.pretraining_model import PretrainingModel
-from util import config_base, trainer as trainer_lib, utils
+from util import cli, config_base, trainer as trainer_lib, utils
 from util.training_utils import ETALogger
 
 logger = logging.getLogger("electra")
@@ -265,4 +266,4 @@ def main(argv: Optional[list] = None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(cli.run(main))

@@ -37,7 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import configure_pretraining
 from run_pretraining import CONFIG_FILE  # pretrain_config.json, next to the checkpoints
-from util import config_base, utils
+from util import cli, config_base, utils
 
 logger = logging.getLogger("electra")
 
@@ -51,7 +51,7 @@ _KIND_HPARAMS = {
 }
 
 
-class UsageError(ValueError):
+class UsageError(cli.UsageError):
   """A bad input file or flag combination (reported as one `error:` line)."""
 
 
@@ -338,13 +338,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the CLI; returns the exit code (1 with one `error:` line on bad input)."""
   args = parse_args(argv)
   utils.setup_logging()
-  try:
-    summary = run(args)
-  except (UsageError, ValueError, FileNotFoundError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  print(json.dumps(summary), flush=True)
-  return 0
+
+  def score(_) -> None:
+    print(json.dumps(run(args)), flush=True)
+
+  # Its checks are about the input files and the model dir: exit code 1.
+  return cli.run(score, extra_data_errors=(ValueError,))
 
 
 if __name__ == "__main__":

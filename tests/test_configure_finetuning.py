@@ -188,7 +188,10 @@ def test_new_hparams_and_fix_flags():
   with pytest.raises(ValueError, match="^hparam grad_accumulation_steps expects type integer"):
     make(grad_accumulation_steps=2.0)
   with pytest.raises(ValueError, match="^hparam fix_layerwise_lr_decay expects type boolean"):
-    make(fix_layerwise_lr_decay="true")
+    make(fix_layerwise_lr_decay="yes")
+  # Exactly "true"/"false", any case, become booleans (a widely used tutorial's habit).
+  assert make(fix_layerwise_lr_decay="TRUE").fix_layerwise_lr_decay is True
+  assert make(fix_layerwise_lr_decay="false").fix_layerwise_lr_decay is False
 
 
 def test_unknown_hparam_and_path_functions_from_json():

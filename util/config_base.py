@@ -17,11 +17,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import logging
 import numbers
 import os
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 from util import utils
+
+logger = logging.getLogger("electra")
 
 Validator = Callable[[str, Any], None]
 
@@ -185,6 +188,36 @@ def at_least(minimum: int) -> Validator:
     if value < minimum:
       raise ValueError(f"hparam {name} must be >= {minimum}; got {value!r}.")
   return check
+
+
+def greater_than(bound: float) -> Validator:
+  """Validator: the value must be > `bound` (e.g. a temperature or a fraction)."""
+  def check(name: str, value: Any) -> None:
+    if not value > bound:
+      raise ValueError(f"hparam {name} must be > {bound}; got {value!r}.")
+  return check
+
+
+def in_range(low: float, high: float, low_open: bool = False) -> Validator:
+  """Validator: low <= value <= high (low < value if `low_open`)."""
+  def check(name: str, value: Any) -> None:
+    if not ((low < value) if low_open else (low <= value)) or not value <= high:
+      interval = f"{'(' if low_open else '['}{low}, {high}]"
+      raise ValueError(f"hparam {name} must be in {interval}; got {value!r}.")
+  return check
+
+
+# The original's JSON boolean hparams were read with Python truthiness, so a
+# tutorial's "false" meant True; we accept exactly "true"/"false" (any case).
+_BOOLEAN_STRINGS = {"true": True, "false": False}
+
+
+def coerce_string_boolean(name: str, value: Any, expected: HParamType) -> Any:
+  """`value` as a bool if a boolean hparam was given as the string "true"/"false"."""
+  if (expected.kind == "boolean" and isinstance(value, str)
+      and value.strip().lower() in _BOOLEAN_STRINGS):
+    return _BOOLEAN_STRINGS[value.strip().lower()]
+  return value
 
 
 def check_seed(name: str, value: Optional[int]) -> None:
@@ -355,10 +388,23 @@ class HParamsConfig:
     Raises:
       ValueError: see `check_hparam`.
     """
+    kwargs = {name: self._coerce(name, value) for name, value in kwargs.items()}
     for name, value in kwargs.items():
       self.check_hparam(name, value)
     for name, value in kwargs.items():
       setattr(self, name, value)
+
+  def _coerce(self, name: str, value: Any) -> Any:
+    """Accepts "true"/"false" strings for boolean hparams (see coerce_string_boolean)."""
+    expected = self._hparam_types.get(name)
+    converted = value if expected is None else coerce_string_boolean(name, value, expected)
+    noted = self.__dict__.setdefault("_noted_string_booleans", set())
+    if converted is not value and name not in noted:
+      noted.add(name)
+      logger.info("note: hparam %s was given as the string %r; using the boolean %s "
+                  "(write it without quotes to silence this note).", name, value,
+                  str(converted).lower())
+    return converted
 
   def to_dict(self) -> Dict[str, Any]:
     """Every hparam (derived ones included), JSON-serialisable, sorted by name."""
