@@ -1,0 +1,126 @@
+"""Every CLI script, run as a user runs it, on each kind of user mistake.
+
+Each case asserts: the exit code (2 usage, 1 data), exactly one `error:` line that
+names the culprit, no Python traceback, and nothing created, deleted or modified
+in the data dir (a listing of paths, sizes and mtimes before and after).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import build_pretraining_dataset
+import run_pretraining
+from configure_pretraining import PretrainingConfig
+from tests.conftest import REPO_ROOT, SAMPLE_CORPUS, UNCASED_VOCAB
+
+TINY_PRETRAIN = {
+    "max_seq_length": 32, "embedding_size": 16, "generator_hidden_size": 0.5,
+    "model_hparam_overrides": {"hidden_size": 32, "num_hidden_layers": 2,
+                               "num_attention_heads": 2, "intermediate_size": 37},
+    "train_batch_size": 4, "num_train_steps": 1, "save_checkpoints_steps": 1,
+    "num_warmup_steps": 0, "seed": 3,
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  """A user's data dir: vocab, tfrecords, a 1-step non-debug model, fine-tuning data."""
+  root = tmp_path_factory.mktemp("user_data")
+  shutil.copy(UNCASED_VOCAB, root / "vocab.txt")
+  corpus = root / "corpus"
+  corpus.mkdir()
+  with open(SAMPLE_CORPUS, encoding="utf-8") as f:
+    (corpus / "head.txt").write_text("".join(next(f) for _ in range(30)), encoding="utf-8")
+  assert build_pretraining_dataset.main([
+      "--corpus-dir", str(corpus), "--vocab-file", str(root / "vocab.txt"), "--output-dir",
+      str(root / "pretrain_tfrecords"), "--max-seq-length", "32", "--seed", "0"]) == 0
+  run_pretraining.train_or_eval(PretrainingConfig("mine", str(root), **TINY_PRETRAIN))
+  shutil.copytree(os.path.join(REPO_ROOT, "tests", "data", "finetune", "sst_like"),
+                  root / "finetuning_data" / "sst")
+  (root / "hparams_bad.json").write_text('{"debug": tru}\n', encoding="utf-8")
+  (root / "texts.txt").write_text("a sentence to score .\n", encoding="utf-8")
+  return str(root)
+
+
+def listing(root):
+  """Every path under root with its size and mtime (what must not change)."""
+  entries = {}
+  for directory, dirs, files in os.walk(root):
+    for name in dirs + files:
+      path = os.path.join(directory, name)
+      stat = os.lstat(path)
+      entries[os.path.relpath(path, root)] = (stat.st_size, stat.st_mtime_ns)
+  return entries
+
+
+def run_cli(script, *args):
+  env = dict(os.environ)
+  env.pop("ELECTRA_TRACEBACK", None)
+  return subprocess.run([sys.executable, os.path.join(REPO_ROOT, script), *args],
+                        capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300)
+
+
+def pretrain_args(data_dir, hparams, model="mine"):
+  return ["--data-dir", data_dir, "--model-name", model, "--hparams",
+          hparams if isinstance(hparams, str) else json.dumps(hparams)]
+
+
+# (id, script, argument builder, exit code, text the error line must contain)
+CASES = [
+    ("pretrain-unknown-hparam", "run_pretraining.py",
+     lambda d: pretrain_args(d, {"num_train_step": 5}), 2, "num_train_step"),
+    ("pretrain-bad-json", "run_pretraining.py",
+     lambda d: pretrain_args(d, '{"debug": tru}'), 2, "JSON"),
+    ("pretrain-bad-json-file", "run_pretraining.py",
+     lambda d: pretrain_args(d, os.path.join(d, "hparams_bad.json")), 2, "hparams_bad.json"),
+    ("pretrain-missing-hparams-file", "run_pretraining.py",
+     lambda d: pretrain_args(d, os.path.join(d, "missing.json")), 1, "missing.json"),
+    ("pretrain-wrong-type", "run_pretraining.py",
+     lambda d: pretrain_args(d, {"train_batch_size": "8"}), 2, "train_batch_size"),
+    ("pretrain-save-steps-0", "run_pretraining.py",
+     lambda d: pretrain_args(d, {"save_checkpoints_steps": 0}), 2, "save_checkpoints_steps"),
+    ("pretrain-batch-0", "run_pretraining.py",
+     lambda d: pretrain_args(d, {"train_batch_size": 0}), 2, "train_batch_size"),
+    ("pretrain-not-a-boolean", "run_pretraining.py",
+     lambda d: pretrain_args(d, {"do_train": "yes"}), 2, "do_train"),
+    ("pretrain-missing-vocab", "run_pretraining.py",
+     lambda d: pretrain_args(d, dict(TINY_PRETRAIN, num_train_steps=2, vocab_file=os.path.join(
+         d, "nope", "vocab.txt")), model="other"), 1, "vocab.txt"),
+    ("finetune-unknown-task", "run_finetuning.py",
+     lambda d: pretrain_args(d, {"task_names": ["nosuchtask"]}), 2, "nosuchtask"),
+    ("finetune-missing-task-folder", "run_finetuning.py",
+     lambda d: pretrain_args(d, {"task_names": ["rte"]}), 1, "rte"),
+    ("finetune-missing-model-dir", "run_finetuning.py",
+     lambda d: pretrain_args(d, {"task_names": ["sst"]}, model="nosuchmodel"), 1,
+     "nosuchmodel"),
+    ("export-missing-model-dir", "export_model.py",
+     lambda d: pretrain_args(d, "{}", model="nosuchmodel") + [
+         "--output-dir", os.path.join(d, "..", "export_out")], 1, "nosuchmodel"),
+    ("convert-missing-model-dir", "convert_hf.py",
+     lambda d: ["export"] + pretrain_args(d, "{}", model="nosuchmodel") + [
+         "--output-dir", os.path.join(d, "..", "hf_out")], 1, "nosuchmodel"),
+    ("score-missing-input", "score_text.py",
+     lambda d: pretrain_args(d, "{}") + ["--input", os.path.join(d, "nope.txt"), "--output",
+                                         os.path.join(d, "..", "scores.jsonl")], 1,
+     "nope.txt"),
+    ("build-missing-corpus", "build_pretraining_dataset.py",
+     lambda d: ["--corpus-dir", os.path.join(d, "nocorpus"), "--vocab-file",
+                os.path.join(d, "vocab.txt"), "--output-dir", os.path.join(d, "..", "tf_out")],
+     1, "nocorpus"),
+]
+
+
+@pytest.mark.parametrize("script,make_args,code,needle", [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_user_mistake_gives_one_error_line(data_dir, script, make_args, code, needle):
+  before = listing(data_dir)
+  result = run_cli(script, *make_args(data_dir))
+  errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+  assert result.returncode == code, result.stderr[-3000:]
+  assert len(errors) == 1 and needle in errors[0], result.stderr[-3000:]
+  assert "Traceback" not in result.stderr, result.stderr[-3000:]
+  assert listing(data_dir) == before
