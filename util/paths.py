@@ -39,8 +39,9 @@ def relation(path: str, other: str) -> Optional[str]:
 
 
 def check_output_apart(output: str, flag: str, protected: Sequence[Tuple[str, str]],
-                       hint: str = "", error: Type[Exception] = cli.UsageError) -> None:
-  """Refuses an output path that is, contains or is inside a protected path.
+                       hint: str = "", error: Type[Exception] = cli.UsageError,
+                       inside: bool = True) -> None:
+  """Refuses an output path that is, contains or (if `inside`) is inside a protected path.
 
   Args:
     output: the output directory or file.
@@ -49,6 +50,7 @@ def check_output_apart(output: str, flag: str, protected: Sequence[Tuple[str, st
       None or empty paths are skipped.
     hint: appended to the message (what to do instead).
     error: the exception class raised.
+    inside: also refuse an output inside a protected directory.
 
   Raises:
     `error` (default `cli.UsageError`): one line naming both paths.
@@ -57,7 +59,7 @@ def check_output_apart(output: str, flag: str, protected: Sequence[Tuple[str, st
     if not path:
       continue
     how = relation(output, path)
-    if how is not None:
+    if how is not None and (inside or how != "is inside"):
       raise error(f"{flag} {output} {how} {what} {path}; writing there could overwrite or "
                   f"delete it. {hint or f'Choose another {flag}.'}".rstrip())
 
@@ -70,3 +72,27 @@ def same_file(path: str, other: str) -> bool:
     return os.path.samefile(path, other)
   except OSError:  # One of them does not exist (yet).
     return False
+
+
+def check_export_dir(output_dir: str, data_dir: str, model_name: str,
+                     checkpoint: Optional[str] = None) -> None:
+  """Refuses an export `--output-dir` that would overlap a model's files.
+
+  An export (with `--overwrite`) replaces its output dir, so it may not be,
+  contain or lie inside `<data-dir>/models` (the model dir included), nor be
+  or contain the `--checkpoint`'s directory.
+
+  Raises:
+    cli.UsageError: naming both paths and a place that works.
+  """
+  models_dir = os.path.join(data_dir, "models")
+  hint = (f"Export outside {models_dir} and the checkpoint's directory, e.g. to "
+          f"{os.path.join(data_dir, 'exports', model_name)}.")
+  check_output_apart(output_dir, "--output-dir",
+                     [(os.path.join(models_dir, model_name), "the model directory"),
+                      (models_dir, "the models directory")], hint=hint)
+  if checkpoint and not _is_remote(checkpoint):
+    directory = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
+    check_output_apart(output_dir, "--output-dir",
+                       [(directory or os.curdir, "the checkpoint directory")], hint=hint,
+                       inside=False)
