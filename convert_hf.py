@@ -21,7 +21,7 @@ for `run_pretraining.py`, merged over the architecture hparams saved in
 mapping.
 
 An `export` `--output-dir` may not be, contain or lie inside
-`<data-dir>/models` or the checkpoint's directory; an `import` `--output-dir`
+`<data-dir>/models`, nor be or contain the checkpoint's directory; an `import` `--output-dir`
 may not overlap the HF directories it reads, nor be a whole `models` or data
 directory.
 

@@ -43,7 +43,8 @@ generator), `vocab.txt` when known, and `export_info.json` (checkpoint,
 global step, hparams and their sources, outputs, task labels). The export is
 written next to OUT and renamed into place; a non-empty OUT is only replaced
 with `--overwrite`, and OUT may not be, contain or lie inside
-`<data-dir>/models` or the checkpoint's directory. The model always computes in float32 without dropout.
+`<data-dir>/models`, nor be or contain the checkpoint's directory. The model
+always computes in float32 without dropout.
 """
 from __future__ import annotations
 

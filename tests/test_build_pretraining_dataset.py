@@ -681,9 +681,10 @@ def _wait_for(condition, what, limit=120.0):
 
 @pytest.mark.slow  # A subprocess and two spawned workers, twice.
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("signum,processes", [(signal.SIGTERM, 2), (signal.SIGKILL, 2),
+                                               (signal.SIGTERM, 1)])
 def test_killed_builder_stops_workers_and_removes_staging(corpus_dir, vocab_file, tmp_path,
-                                                          signum):
+                                                          signum, processes):
   """Workers blocked on FIFOs (a build that never ends) die with the builder."""
   out = tmp_path / "out"
   assert build(corpus_dir, vocab_file, str(out), "--max-seq-length", "16", "--seed", "1") == 0
@@ -696,11 +697,13 @@ def test_killed_builder_stops_workers_and_removes_staging(corpus_dir, vocab_file
     builder = subprocess.Popen(
         [sys.executable, os.path.join(REPO_ROOT, "build_pretraining_dataset.py"),
          "--corpus-dir", corpus_dir, "--vocab-file", vocab_file, "--output-dir", str(out),
-         "--num-processes", "2", "--max-seq-length", "16"],
+         "--num-processes", str(processes), "--max-seq-length", "16"],
         cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.PIPE, text=True)
     try:
-      _wait_for(lambda: len(_children(builder.pid)) == 2 and os.path.isdir(staging),
-                "two workers and the staging dir")
+      expected = processes if processes > 1 else 0  # One process: no worker processes.
+      _wait_for(lambda: (len(_children(builder.pid)) == expected and os.path.isdir(staging)
+                         and "Writing tf examples" in log.read_text()),
+                "the workers and the staging dir")
       workers = _children(builder.pid)
       builder.send_signal(signum)
       _, err = builder.communicate(timeout=120)
