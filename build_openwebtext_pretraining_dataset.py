@@ -43,7 +43,7 @@ def extract_archive(archive: str, destination: str) -> None:
                      "<data-dir>/openwebtext must be an OpenWebText tarball.") from None
 
 
-def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> None:
+def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> bpd.BuildStats:
   """One worker: extracts its share of the archives and writes their examples."""
   job_tmp_dir = os.path.join(args.data_dir, "tmp", "job_" + str(job_id))
   owt_dir = os.path.join(args.data_dir, "openwebtext")
@@ -76,6 +76,7 @@ def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> Non
   finally:
     example_writer.finish()
   log("Done!")
+  return example_writer.stats
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:

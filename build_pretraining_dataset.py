@@ -8,8 +8,12 @@ line, blank lines between documents. Lines are WordPiece-tokenized and packed
 into examples of at most `--max-seq-length` tokens, `[CLS] A [SEP] B [SEP]`,
 written round-robin into `OUT/pretrain_data.tfrecord-<i>-of-1000`
 (spec: data.md §1, cli.md §1). The shards are written into
-`OUT.incomplete` and renamed to `OUT` only when every worker succeeded, so an
-interrupted or failed build never looks complete.
+`OUT.incomplete`, which replaces `OUT` only when every worker succeeded and
+at least one example was written: a failed or interrupted build never looks
+complete and leaves a previous dataset in `OUT` untouched (the original
+deleted it first). Workers stop when the builder dies; SIGTERM and Ctrl-C
+remove the staging dir. The last line printed counts the examples, tokens
+and documents written and the tokens cut by the max-length truncation.
 
 `ExampleBuilder` and `ExampleWriter` are shared with
 `build_openwebtext_pretraining_dataset.py`, as in the original.
@@ -24,11 +28,17 @@ so TensorFlow is imported only for remote (`gs://...`) paths and each
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
+import dataclasses
 import multiprocessing
 import os
 import random
+import shutil
+import signal
 import struct
 import sys
+import threading
 import time
 from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NamedTuple, Optional,
                     Sequence, Tuple)
@@ -36,7 +46,7 @@ from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NamedTup
 import numpy as np
 
 from model import tokenization
-from util import cli, utils
+from util import cli, paths, utils
 
 if TYPE_CHECKING:
   import tensorflow as tf
@@ -44,6 +54,9 @@ if TYPE_CHECKING:
 NUM_OUT_FILES = 1000
 SHARD_NAME = "pretrain_data.tfrecord-{}-of-{}"
 INCOMPLETE_SUFFIX = ".incomplete"
+# The previous dataset while the new one is renamed into place.
+REPLACED_SUFFIX = ".replaced"
+STATS_FILE = ".job-{}.stats.json"  # A worker process's counts, in the staging dir.
 # The builder emits [CLS]/[SEP] itself and WordPiece emits [UNK].
 REQUIRED_TOKENS = ("[UNK]", "[CLS]", "[SEP]")
 # random.randint(5, max_seq_length) draws the occasional short target (data.md §1.3).
@@ -51,7 +64,7 @@ MIN_SEQ_LENGTH = 5
 
 # The `random` module or a `random.Random`: both offer random(), randint(), shuffle().
 Rng = Any
-Worker = Callable[[int, argparse.Namespace, str], None]
+Worker = Callable[[int, argparse.Namespace, str], "BuildStats"]
 
 
 class CorpusError(cli.DataError):
@@ -60,6 +73,45 @@ class CorpusError(cli.DataError):
 
 class JobsFailedError(RuntimeError):
   """One or more worker processes exited with an error."""
+
+
+class NoExamplesError(cli.DataError):
+  """The corpus produced no example (e.g. only blank lines)."""
+
+
+class Terminated(KeyboardInterrupt):
+  """SIGTERM or SIGHUP reached the builder: handled like Ctrl-C (clean up, exit 130)."""
+
+
+@dataclasses.dataclass
+class BuildStats:
+  """What a build wrote, summed over workers.
+
+  Attributes:
+    examples: examples written.
+    tokens: word-piece tokens written into them ([CLS]/[SEP] not counted).
+    documents: documents with at least one token.
+    truncated_tokens: tokens cut by the max-length truncation (never written).
+  """
+  examples: int = 0
+  tokens: int = 0
+  documents: int = 0
+  truncated_tokens: int = 0
+
+  def __add__(self, other: "BuildStats") -> "BuildStats":
+    return BuildStats(*(a + b for a, b in zip(dataclasses.astuple(self),
+                                               dataclasses.astuple(other))))
+
+  def summary(self, output_dir: str, max_seq_length: int) -> str:
+    """One line: what was written where, and how much the truncation cut."""
+    total = self.tokens + self.truncated_tokens
+    share = 100.0 * self.truncated_tokens / total if total else 0.0
+    line = (f"Wrote {self.examples} examples ({self.tokens} tokens) from {self.documents} "
+            f"documents to {output_dir}; {self.truncated_tokens} tokens ({share:.1f}%) were "
+            f"cut by the --max-seq-length {max_seq_length} truncation.")
+    if share >= 5.0:
+      line += " Split long lines (e.g. one sentence per line) to keep more of the text."
+    return line
 
 
 def _tf():
@@ -319,6 +371,8 @@ class ExampleBuilder:
     self._target_length = max_length
     self._cls_id = tokenizer.vocab["[CLS]"]
     self._sep_id = tokenizer.vocab["[SEP]"]
+    self._document_pending = False  # The current document has tokens.
+    self.stats = BuildStats()
 
   def add_line(self, line: str) -> Optional["tf.train.Example"]:
     """Adds one line of text; returns a `tf.train.Example` when one is complete.
@@ -347,9 +401,14 @@ class ExampleBuilder:
       The `ExampleFeatures` of a finished example, or None.
     """
     line = line.strip().replace("\n", " ")
+    if not line and self._document_pending:  # An empty line ends a document.
+      self.stats.documents += 1
+      self._document_pending = False
     if not line and self._current_length != 0:  # An empty line separates documents.
       return self._create_example()
     token_ids = self._tokenize_to_ids(line)
+    if token_ids:
+      self._document_pending = True
     self._current_sentences.append(token_ids)
     self._current_length += len(token_ids)
     if self._current_length >= self._target_length:
@@ -376,8 +435,13 @@ class ExampleBuilder:
       else:
         second_segment += sentence
     # Truncation uses max_length, not the (possibly shorter) target length.
+    untruncated = len(first_segment) + len(second_segment)
     first_segment = first_segment[:self._max_length - 2]
     second_segment = second_segment[:max(0, self._max_length - len(first_segment) - 3)]
+    kept = len(first_segment) + len(second_segment)
+    self.stats.examples += 1
+    self.stats.tokens += kept
+    self.stats.truncated_tokens += untruncated - kept
     self._current_sentences = []
     self._current_length = 0
     if rng.random() < 0.05:  # Occasionally a shorter target for the next example.
@@ -518,6 +582,11 @@ class ExampleWriter:
       self._writers[self.n_written % len(self._writers)].write(serialize_example(features))
       self.n_written += 1
 
+  @property
+  def stats(self) -> BuildStats:
+    """Examples, tokens, documents and truncated tokens written so far."""
+    return self._example_builder.stats
+
   def finish(self) -> None:
     """Closes every shard."""
     for writer in self._writers:
@@ -568,32 +637,87 @@ def progress_message(file_no: int, num_files: int, start_time: float, n_written:
           f"{n_written} examples written")
 
 
-def _run_job(worker: Worker, job_id: int, args: argparse.Namespace, shard_dir: str) -> None:
-  """Child-process entry: one clear error line and exit code 1 on bad input."""
+# prctl(2) option: the signal this process gets when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_parent(parent_pid: int) -> None:
+  """Makes this worker get SIGTERM when the builder process dies (even by SIGKILL).
+
+  Linux: `prctl(PR_SET_PDEATHSIG)`. Elsewhere a daemon thread polls the
+  parent pid and signals the main thread.
+  """
+  armed = False
+  if sys.platform.startswith("linux"):
+    try:
+      libc = ctypes.CDLL(None, use_errno=True)
+      armed = libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+      armed = False
+  if not armed:
+    def watch() -> None:
+      while os.getppid() == parent_pid:
+        time.sleep(0.5)
+      signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+    threading.Thread(target=watch, daemon=True).start()
+  if os.getppid() != parent_pid:  # The parent died before prctl: nobody would signal us.
+    raise SystemExit(1)
+
+
+def _exit_on_sigterm(signum: int, _frame: Any) -> None:
+  raise SystemExit(128 + signum)  # Unwinds through `finally` (closes the shards).
+
+
+def _run_job(worker: Worker, job_id: int, args: argparse.Namespace, shard_dir: str,
+             parent_pid: int) -> None:
+  """Child-process entry: writes the job's stats file; one error line and exit 1 on bad input.
+
+  The worker stops when the builder dies; an orphaned worker removes the
+  staging dir on its way out (the parent cannot any more).
+  """
+  signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops the workers.
+  signal.signal(signal.SIGTERM, _exit_on_sigterm)
   try:
-    worker(job_id, args, shard_dir)
+    _stop_with_parent(parent_pid)
+    stats = worker(job_id, args, shard_dir)
+    utils.write_json(dataclasses.asdict(stats), os.path.join(shard_dir, STATS_FILE.format(job_id)))
   except reported_errors() as e:
-    print(f"Job {job_id}: error: {e}", file=sys.stderr, flush=True)
+    print(f"Job {job_id}: error: {cli.message(e)}", file=sys.stderr, flush=True)
     sys.exit(1)
+  except BaseException:
+    if os.getppid() != parent_pid:  # Orphaned: the builder was killed.
+      shutil.rmtree(shard_dir, ignore_errors=True)
+    raise
 
 
-def run_jobs(worker: Worker, args: argparse.Namespace, shard_dir: str) -> None:
-  """Runs `worker(job_id, args, shard_dir)` for every job id.
+def _collect_stats(shard_dir: str, num_jobs: int) -> BuildStats:
+  """Sums and removes the workers' stats files (only shards stay in the output)."""
+  total = BuildStats()
+  for job_id in range(num_jobs):
+    path = os.path.join(shard_dir, STATS_FILE.format(job_id))
+    total += BuildStats(**utils.load_json(path))
+    os.remove(path)
+  return total
+
+
+def run_jobs(worker: Worker, args: argparse.Namespace, shard_dir: str) -> BuildStats:
+  """Runs `worker(job_id, args, shard_dir)` for every job id; returns the summed stats.
 
   One process: in-process, like the original. Several: one `spawn`
   process per job (TensorFlow is not fork-safe once its runtime started in
   the parent, e.g. in tests; the original used the platform default, fork on
   Linux). A worker imports no TensorFlow for local paths, so it starts in
-  well under a second.
+  well under a second. Workers die with the parent; any exception here
+  (Ctrl-C, SIGTERM) terminates them before it propagates.
 
   Raises:
     JobsFailedError: a worker process exited with a non-zero code.
   """
   if args.num_processes == 1:
-    worker(0, args, shard_dir)
-    return
+    return worker(0, args, shard_dir)
   context = multiprocessing.get_context("spawn")
-  processes = [context.Process(target=_run_job, args=(worker, job_id, args, shard_dir))
+  processes = [context.Process(target=_run_job,
+                               args=(worker, job_id, args, shard_dir, os.getpid()))
                for job_id in range(args.num_processes)]
   try:
     for process in processes:
@@ -604,6 +728,8 @@ def run_jobs(worker: Worker, args: argparse.Namespace, shard_dir: str) -> None:
     for process in processes:
       if process.is_alive():
         process.terminate()
+    for process in processes:
+      if process.pid is not None:
         process.join()
     raise
   failed = [f"job {job_id} (exit code {process.exitcode})"
@@ -611,52 +737,130 @@ def run_jobs(worker: Worker, args: argparse.Namespace, shard_dir: str) -> None:
   if failed:
     raise JobsFailedError(f"{', '.join(failed)} failed; see the messages above. No "
                           "output was kept.")
+  return _collect_stats(shard_dir, args.num_processes)
 
 
-def build_shards(worker: Worker, args: argparse.Namespace, output_dir: str) -> None:
-  """Re-creates `output_dir`, runs the workers into a staging dir, renames it into place.
+@contextlib.contextmanager
+def _termination_raises() -> Iterator[None]:
+  """Within the block SIGTERM/SIGHUP raise `Terminated` (once), so cleanup code runs."""
+  if threading.current_thread() is not threading.main_thread():
+    yield
+    return
+  # A signal the user's shell ignores (nohup) or a caller handles stays as it is.
+  signums = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
+             if s is not None and signal.getsignal(s) == signal.SIG_DFL]
 
-  The output dir is deleted and re-created empty at start, as in the
-  original; the shards go to `<output_dir>.incomplete`, which replaces the
-  empty output dir only after every worker succeeded. On failure the staging
-  dir is removed and the output dir stays empty.
+  def handler(signum: int, _frame: Any) -> None:
+    for s in signums:  # Cleanup must not be interrupted by a second signal.
+      signal.signal(s, signal.SIG_IGN)
+    raise Terminated(signal.Signals(signum).name)
+
+  previous = {s: signal.signal(s, handler) for s in signums}
+  try:
+    yield
+  finally:
+    for s, h in previous.items():
+      signal.signal(s, h)
+
+
+def _only_shards(directory: str) -> bool:
+  prefix = SHARD_NAME.split("-")[0] + "-"
+  return all(name.startswith(prefix) for name in os.listdir(directory))
+
+
+def _recover_replaced(output_dir: str) -> None:
+  """Finishes a swap a killed builder left halfway: the old dataset is never lost.
+
+  `<out>.replaced` alone: the kill came between the two renames, so it is
+  renamed back to `<out>`. Next to `<out>`: the swap completed; it is deleted.
+  """
+  replaced = output_dir + REPLACED_SUFFIX
+  if not os.path.isdir(replaced):
+    return
+  if not _only_shards(replaced):
+    raise cli.DataError(f"{replaced} holds entries that are not pre-training shards; "
+                        "move it out of the way.")
+  if os.path.exists(output_dir):
+    utils.rmrf(replaced)
+  else:
+    os.rename(replaced, output_dir)
+
+
+def _swap_into_place(staging_dir: str, output_dir: str) -> None:
+  """Renames `staging_dir` to `output_dir`; an old `output_dir` is deleted only after."""
+  if not os.path.exists(output_dir):
+    os.rename(staging_dir, output_dir)
+    return
+  replaced = output_dir + REPLACED_SUFFIX
+  os.rename(output_dir, replaced)
+  try:
+    os.rename(staging_dir, output_dir)
+  except BaseException:
+    os.rename(replaced, output_dir)
+    raise
+  utils.rmrf(replaced)
+
+
+def build_shards(worker: Worker, args: argparse.Namespace, output_dir: str) -> BuildStats:
+  """Runs the workers into a staging dir, then swaps it for `output_dir`; prints a summary.
+
+  The shards go to `<output_dir>.incomplete` (re-created empty: a killed
+  run's leftovers go). Only when every worker succeeded and at least one
+  example was written does it replace `output_dir` (the original deleted the
+  output dir first); until then a previous dataset stays untouched. On any
+  failure, Ctrl-C or SIGTERM the workers are stopped and the staging dir is
+  removed.
+
+  Returns:
+    The counts of the build (also printed as one line).
+
+  Raises:
+    NoExamplesError: the corpus yields no example.
+    JobsFailedError: a worker failed.
+    Terminated / KeyboardInterrupt: SIGTERM, SIGHUP or Ctrl-C.
   """
   output_dir = os.path.normpath(output_dir)
   staging_dir = output_dir + INCOMPLETE_SUFFIX
-  utils.rmkdir(output_dir)
-  utils.rmkdir(staging_dir)
-  try:
-    run_jobs(worker, args, staging_dir)
-    os.replace(staging_dir, output_dir)  # Atomic: output_dir is still empty.
-  except BaseException:
-    utils.rmrf(staging_dir)
-    raise
+  _recover_replaced(output_dir)
+  with _termination_raises():
+    utils.rmkdir(staging_dir)
+    try:
+      stats = run_jobs(worker, args, staging_dir)
+      if stats.examples == 0:
+        raise NoExamplesError(
+            f"no examples written: the corpus holds no tokens ({stats.documents} documents; "
+            f"blank or whitespace-only lines?). {output_dir} was left unchanged.")
+    except BaseException as e:
+      utils.rmrf(staging_dir)
+      if isinstance(e, KeyboardInterrupt):
+        print(f"Stopped ({e or 'interrupted'}): workers ended, partial output "
+              f"{staging_dir} removed, {output_dir} unchanged.", file=sys.stderr, flush=True)
+      raise
+  _swap_into_place(staging_dir, output_dir)
+  print(stats.summary(output_dir, args.max_seq_length), flush=True)
+  return stats
 
 
 def check_output_dir(output_dir: str, protected: Sequence[str]) -> None:
-  """Refuses an output dir whose deletion would delete anything but old shards.
+  """Refuses an output dir whose replacement would delete anything but old shards.
 
   The original deletes the output dir unconditionally; a mistyped path (the
   corpus, the home directory) would be lost, so only a directory holding
-  nothing but `pretrain_data.tfrecord-*` shards is deleted.
+  nothing but `pretrain_data.tfrecord-*` shards is replaced, and never one
+  that is, contains or is inside an input (`util.paths.check_output_apart`).
 
   Raises:
-    ValueError: `output_dir` is remote, is or contains a protected input, or
-      holds other entries.
+    ValueError: `output_dir` is remote, overlaps a protected input, or holds
+      other entries.
   """
   if _is_remote(output_dir):
     raise ValueError(f"Output directory {output_dir}: only local directories are "
                      "supported (shards are staged and renamed into place).")
-  out = os.path.realpath(output_dir)
-  for path in protected:
-    inside = path if _is_remote(path) else os.path.realpath(path)
-    if inside == out or inside.startswith(out + os.sep):
-      raise ValueError(f"Output directory {output_dir} would be deleted and re-created, "
-                       f"but it contains the input {path}; choose another --output-dir.")
+  paths.check_output_apart(output_dir, "--output-dir", [(path, "the input") for path in protected])
   if os.path.isdir(output_dir):
-    others = sorted(name for name in os.listdir(output_dir)
-                    if not name.startswith(SHARD_NAME.split("-")[0] + "-"))
-    if others:
+    if not _only_shards(output_dir):
+      others = sorted(name for name in os.listdir(output_dir)
+                      if not name.startswith(SHARD_NAME.split("-")[0] + "-"))
       raise ValueError(f"Output directory {output_dir} holds entries that are not "
                        f"pre-training shards (e.g. {others[0]}); it would be deleted and "
                        "re-created, so remove it yourself or choose a new --output-dir.")
@@ -768,7 +972,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   return args
 
 
-def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> None:
+def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> BuildStats:
   """One worker: writes its share of the corpus files into its shards (cli.md §1)."""
   log = job_logger(job_id)
   rng = job_rng(args.seed, job_id)
@@ -790,6 +994,7 @@ def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> Non
   finally:
     example_writer.finish()
   log("Done!")
+  return example_writer.stats
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -20,6 +20,11 @@ for `run_pretraining.py`, merged over the architecture hparams saved in
 `finetuning_models/<task>_model_<trial>` directory) and the task's label
 mapping.
 
+An `export` `--output-dir` may not be, contain or lie inside
+`<data-dir>/models`, nor be or contain the checkpoint's directory; an `import` `--output-dir`
+may not overlap the HF directories it reads, nor be a whole `models` or data
+directory.
+
 `import` reads a `save_pretrained` directory (`model.safetensors`, sharded
 safetensors, or `pytorch_model.bin` when torch is installed) and writes an
 original-format checkpoint `model.ckpt-0` (with `global_step`, without Adam
@@ -46,7 +51,7 @@ import configure_pretraining
 import run_pretraining
 from model import checkpointing, hf_conversion
 from model.modeling import BertConfig
-from util import cli, config_base, training_utils, utils
+from util import cli, config_base, paths, training_utils, utils
 
 logger = logging.getLogger("electra")
 
@@ -259,6 +264,7 @@ def _export_finetuned(args, hparams: Dict[str, Any]) -> Tuple[hf_conversion.HFMo
 
 def export(args: argparse.Namespace) -> List[str]:
   """The `export` subcommand; returns the files written."""
+  paths.check_export_dir(args.output_dir, args.data_dir, args.model_name, args.checkpoint)
   hparams = config_base.parse_hparams(args.hparams)
   finetuned = args.model_type == "token_classification" or (
       args.model_type == "encoder" and (args.task or "task_names" in hparams))
@@ -266,15 +272,32 @@ def export(args: argparse.Namespace) -> List[str]:
   model, prefix, vocab_candidates, do_lower_case = build(args, hparams)
   vocab = _find_vocab(vocab_candidates)
   utils.log_heading(f"Writing {hf_conversion.ARCHITECTURES[args.model_type]} from {prefix}")
-  paths = hf_conversion.save_hf_dir(args.output_dir, model, vocab, do_lower_case,
-                                    args.overwrite)
-  logger.info("Wrote %d tensors: %s", len(model.tensors), ", ".join(paths))
-  return paths
+  written = hf_conversion.save_hf_dir(args.output_dir, model, vocab, do_lower_case,
+                                      args.overwrite)
+  logger.info("Wrote %d tensors: %s", len(model.tensors), ", ".join(written))
+  return written
 
 
 # ----------------------------------------------------------------------------
 # Import
 # ----------------------------------------------------------------------------
+
+def _check_import_output(output_dir: str, hf_dir: str, generator_hf_dir: Optional[str]) -> None:
+  """Refuses an import `--output-dir` that overlaps its inputs or holds other models.
+
+  With `--overwrite` the output dir is deleted first: it must not be, contain
+  or lie inside an HF input, nor be `<data-dir>/models` or a data dir.
+
+  Raises:
+    cli.UsageError: one line naming the paths.
+  """
+  paths.check_output_apart(output_dir, "--output-dir", [
+      (hf_dir, "the --hf-dir"), (generator_hf_dir, "the --generator-hf-dir")])
+  absolute = os.path.abspath(output_dir)
+  if os.path.basename(absolute) == "models" or os.path.isdir(os.path.join(absolute, "models")):
+    raise cli.UsageError(f"--output-dir {output_dir} is a models directory or a data dir: "
+                         "an import writes one model, into <data-dir>/models/<name>.")
+
 
 def _prepare_output_dir(output_dir: str, overwrite: bool) -> Tuple[str, str]:
   """Checks/cleans OUT; returns (data_dir, model_name) for OUT = <data_dir>/models/<name>."""
@@ -302,6 +325,7 @@ def _read_hf(hf_dir: str, model_type: Optional[str], task: str, **scopes: str
 
 def import_(args: argparse.Namespace) -> str:
   """The `import` subcommand; returns the checkpoint prefix written."""
+  _check_import_output(args.output_dir, args.hf_dir, args.generator_hf_dir)
   loaded, imported = _read_hf(args.hf_dir, args.model_type, args.task)
   hparams = size_hparams(imported.bert_config, imported.embedding_size)
   variables = imported.variables

@@ -42,7 +42,9 @@ max_position_embeddings; B batch, S seq, H hidden size, V vocab size):
 generator), `vocab.txt` when known, and `export_info.json` (checkpoint,
 global step, hparams and their sources, outputs, task labels). The export is
 written next to OUT and renamed into place; a non-empty OUT is only replaced
-with `--overwrite`. The model always computes in float32 without dropout.
+with `--overwrite`, and OUT may not be, contain or lie inside
+`<data-dir>/models`, nor be or contain the checkpoint's directory. The model
+always computes in float32 without dropout.
 """
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ from model.modeling import BertConfig
 from pretrain.pretrain_data import Inputs
 from pretrain.pretrain_helpers import SpecialTokenIds
 from pretrain.pretraining_model import DiscriminatorHead, PretrainingModel, TokenPredictionsHead
-from util import cli, config_base, training_utils, utils
+from util import cli, config_base, paths, training_utils, utils
 
 logger = logging.getLogger("electra")
 
@@ -628,9 +630,12 @@ def export_model(data_dir: str, model_name: str, output_dir: str,
     The absolute path of the export.
 
   Raises:
+    cli.UsageError: `output_dir` is, contains or is inside the model dir,
+      `<data_dir>/models` or the checkpoint's directory (nothing is written).
     FileExistsError, FileNotFoundError, ValueError: with the fix in the message.
   """
   hparams = dict(hparams or {})
+  paths.check_export_dir(output_dir, data_dir, model_name, checkpoint)
   _check_output_dir(output_dir, overwrite)
   if is_finetuned(hparams, finetuned):
     if include_generator:

@@ -37,7 +37,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import configure_pretraining
 from run_pretraining import CONFIG_FILE  # pretrain_config.json, next to the checkpoints
-from util import cli, config_base, utils
+from util import cli, config_base, paths, utils
 
 logger = logging.getLogger("electra")
 
@@ -282,6 +282,9 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     raise UsageError("--lm-weight only applies with --rerank.")
   if not os.path.isfile(args.input):
     raise UsageError(f"--input {args.input} does not exist.")
+  if paths.same_file(args.input, args.output):
+    raise UsageError(f"--output {args.output} is the --input file {args.input} (same file); "
+                     "it would be overwritten. Choose another --output.")
   if args.batch_size < 1:
     raise UsageError(f"--batch-size must be >= 1; got {args.batch_size}.")
   records = read_nbest(args.input) if args.rerank else read_texts(args.input)

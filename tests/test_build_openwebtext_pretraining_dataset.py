@@ -17,7 +17,8 @@ import build_openwebtext_pretraining_dataset as owt
 from model import tokenization
 from tests.conftest import REPO_ROOT, TEST_DATA
 from tests.test_build_pretraining_dataset import (PROGRESS, ReferenceBuilder, check_layout,
-                                                  distribute, read_shards)
+                                                  corpus_counts, distribute, parse_summary,
+                                                  read_shards)
 
 WIKI = os.path.join(TEST_DATA, "corpus", "wiki_leads_mathematics_lines1-80.txt")
 NUM_ARCHIVES = 11
@@ -78,9 +79,17 @@ def test_seeded_build_matches_reference(data_dir, vocab_file, capsys):
       check_layout(record, 45)
   lines = capsys.readouterr().out.strip().split("\n")
   assert lines[:2] == ["Job 0: Creating example writer", "Job 0: Writing tf examples"]
-  assert lines[-1] == "Job 0: Done!"
+  assert lines[-2] == "Job 0: Done!"
+  # The summary against an independent count: every extracted file is one document.
+  files = [path for paths in members.values() for path in paths]
+  total, documents = corpus_counts(files, tokenization.FullTokenizer(vocab_file), blanks=False)
+  written = sum(len(a) + len(b) for records in shards.values()
+                for a, b in (check_layout(r, 45) for r in records))
+  assert documents == 3 * NUM_ARCHIVES and 0 < written < total
+  assert parse_summary(lines[-1]) == (len(reference.examples), written, documents,
+                                      total - written)
   # Progress only every 10 archives.
-  assert [PROGRESS.fullmatch(line).groups()[1:4] for line in lines[2:-1]] == [
+  assert [PROGRESS.fullmatch(line).groups()[1:4] for line in lines[2:-2]] == [
       ("10", "11", "90.9")]
   # The scratch dir keeps the last archive's files (never cleaned, cli.md Quirks).
   scratch = os.path.join(data, "tmp", "job_0")
@@ -127,5 +136,5 @@ def test_corrupt_archive_subprocess_exit_code(data_dir):
   assert result.returncode == 1, result.stderr
   assert re.search(r"^error: .*urlsf_subset00-5_data\.xz is not a readable tar archive",
                    result.stderr, re.M), result.stderr
-  assert os.listdir(os.path.join(data, "pretrain_tfrecords")) == []
+  assert not os.path.exists(os.path.join(data, "pretrain_tfrecords"))
   assert not os.path.exists(os.path.join(data, "pretrain_tfrecords.incomplete"))

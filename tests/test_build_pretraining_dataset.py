@@ -8,6 +8,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -144,6 +145,29 @@ def seeded_file_order(names, seed):
   return order, rng
 
 
+SUMMARY = re.compile(r"Wrote (\d+) examples \((\d+) tokens\) from (\d+) documents to .*; "
+                     r"(\d+) tokens \(\d+\.\d%\) were cut by the --max-seq-length \d+ "
+                     r"truncation\..*")
+
+
+def parse_summary(line):
+  """(examples, tokens, documents, truncated tokens) of the builder's summary line."""
+  return tuple(map(int, SUMMARY.fullmatch(line).groups()))
+
+
+def corpus_counts(paths, tokenizer, blanks=True):
+  """(word-piece tokens, documents with a token) of text files, counted independently."""
+  total = documents = 0
+  for path in paths:
+    with open(path, encoding="utf-8") as f:
+      text = f.read()
+    blocks = re.split(r"\n\s*\n", text) if blanks else [text]
+    counts = [len(tokenizer.tokenize(block)) for block in blocks]
+    total += sum(counts)
+    documents += sum(1 for n in counts if n)
+  return total, documents
+
+
 # --- fixtures -------------------------------------------------------------------
 
 
@@ -206,8 +230,16 @@ def test_seeded_build_matches_reference(corpus_dir, vocab_file, tokenizer, tmp_p
   assert kinds.count(False) > 0 and kinds.count(True) > 0  # Single and paired examples.
   lines = capsys.readouterr().out.strip().split("\n")
   assert lines[:2] == ["Job 0: Creating example writer", "Job 0: Writing tf examples"]
-  assert lines[-1] == "Job 0: Done!"
-  progress = [PROGRESS.fullmatch(line).groups() for line in lines[2:-1]]
+  assert lines[-2] == "Job 0: Done!"
+  # The summary against an independent count: tokenize every line, count documents.
+  total, documents = corpus_counts(CORPUS_SLICES, tokenizer)
+  written = sum(len(a) + len(b) for records in shards.values()
+                for a, b in (check_layout(r, 37) for r in records))
+  assert 0 < written < total
+  assert parse_summary(lines[-1]) == (len(expected), written, documents, total - written)
+  assert lines[-1].startswith(f"Wrote {len(expected)} examples ({written} tokens) from "
+                              f"{documents} documents to {out}; {total - written} tokens (")
+  progress = [PROGRESS.fullmatch(line).groups() for line in lines[2:-2]]
   assert [(p[1], p[2], p[3]) for p in progress] == [("1", "3", "33.3"), ("2", "3", "66.7")]
   assert int(progress[-1][4]) < len(expected)
   # Byte for byte what TensorFlow writes (map entries in sorted order).
@@ -399,7 +431,10 @@ def test_input_errors_leave_previous_output_alone(corpus_dir, vocab_file, tmp_pa
       ((corpus_dir, tmp_path / "empty.txt", out), "empty.txt is empty"),
       ((corpus_dir, tmp_path / "latin1.txt", out), "latin1.txt, line 3: invalid UTF-8 byte 0xe9"),
       ((corpus_dir, tmp_path / "no_sep.txt", out), r"no_sep.txt has no line for [SEP]"),
-      ((corpus_dir, vocab_file, corpus_dir), "contains the input"),
+      ((corpus_dir, vocab_file, corpus_dir), f"is the input {corpus_dir}"),
+      ((corpus_dir, vocab_file, tmp_path), f"contains the input {corpus_dir}"),
+      ((corpus_dir, vocab_file, os.path.join(corpus_dir, "out")),
+       f"is inside the input {corpus_dir}"),
       ((corpus_dir, vocab_file, stray), "holds entries that are not pre-training shards"),
   ]
   for (corpus, vocab, output), message in cases:
@@ -424,7 +459,7 @@ def test_invalid_utf8_corpus_file_fails_without_output(corpus_dir, vocab_file, t
   assert _run(corpus_dir, vocab_file, out, "--seed", "3") == 1
   err = capsys.readouterr().err
   assert f"{bad}: invalid UTF-8 byte 0xe9 at byte offset 20 (line 2)" in err
-  assert os.listdir(out) == [] and not os.path.exists(str(out) + ".incomplete")
+  assert not os.path.exists(out) and not os.path.exists(str(out) + ".incomplete")
 
 
 @pytest.mark.slow  # A subprocess and two spawned workers.
@@ -444,7 +479,7 @@ def test_cli_subprocess_exit_codes_two_processes(corpus_dir, vocab_file, tmp_pat
       result.stderr)
   assert "error: job 1 (exit code 1) failed" in result.stderr
   assert "Job 0: Done!" in result.stdout
-  assert os.listdir(out) == [] and not os.path.exists(str(out) + ".incomplete")
+  assert not os.path.exists(out) and not os.path.exists(str(out) + ".incomplete")
 
 
 # --- serialization and TFRecord framing without TensorFlow ------------------------
@@ -526,3 +561,167 @@ def test_local_build_does_not_import_tensorflow(corpus_dir, vocab_file, tmp_path
                           text=True, timeout=300)
   assert result.stdout.strip().split("\n")[-1] == "exit 0 False", result.stderr
   assert read_shards(out, 40)  # Readable by tf.data.
+
+
+# --- counts, empty corpora, safe replacement, signals (issue 13) ------------------
+
+
+def snapshot(directory):
+  """{name: bytes} of every file in `directory`."""
+  result = {}
+  for name in sorted(os.listdir(directory)):
+    with open(os.path.join(directory, name), "rb") as f:
+      result[name] = f.read()
+  return result
+
+
+def test_summary_counts_hand_computed(vocab_file, tmp_path, capsys):
+  """20 tokens on one line at max length 8: 6 kept, 14 cut; a second document of 2 tokens."""
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  (corpus / "a.txt").write_text("the " * 20 + "\n\n\nof of\n", encoding="utf-8")
+  (corpus / "b.txt").write_text("\n   \n\n", encoding="utf-8")  # Blank: no document.
+  out = tmp_path / "out"
+  assert _run(corpus, vocab_file, out, "--max-seq-length", "8", "--seed", "0") == 0
+  last = capsys.readouterr().out.strip().split("\n")[-1]
+  assert last == (f"Wrote 2 examples (8 tokens) from 2 documents to {out}; 14 tokens (63.6%) "
+                  "were cut by the --max-seq-length 8 truncation. Split long lines (e.g. one "
+                  "sentence per line) to keep more of the text.")
+  the, of = 1996, 1997
+  records = [r for rs in read_shards(str(out), 8).values() for r in rs]
+  assert sorted(r[0] for r in records) == sorted([[CLS] + [the] * 6 + [SEP],
+                                                  [CLS, of, of, SEP, 0, 0, 0, 0]])
+
+
+def test_blank_corpus_fails_and_keeps_previous_dataset(corpus_dir, vocab_file, tmp_path,
+                                                       capsys):
+  out = tmp_path / "out"
+  assert build(corpus_dir, vocab_file, str(out), "--max-seq-length", "16", "--seed", "1") == 0
+  before = snapshot(out)
+  blank = tmp_path / "blank"
+  blank.mkdir()
+  (blank / "a.txt").write_text("\n" * 50, encoding="utf-8")
+  (blank / "b.txt").write_text(" \n\t\n", encoding="utf-8")
+  capsys.readouterr()
+  for target in (out, tmp_path / "fresh"):
+    assert _run(blank, vocab_file, target) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no examples written") and err.count("\n") == 1, err
+  assert snapshot(out) == before
+  assert sorted(os.listdir(tmp_path)) == ["blank", "corpus", "out"]  # No staging, no "fresh".
+
+
+def test_failed_rebuild_keeps_previous_shards_byte_identical(corpus_dir, vocab_file, tmp_path,
+                                                             capsys):
+  out = tmp_path / "out"
+  assert build(corpus_dir, vocab_file, str(out), "--max-seq-length", "16", "--seed", "1") == 0
+  before = snapshot(out)
+  with open(os.path.join(corpus_dir, "zz_bad.txt"), "wb") as f:
+    f.write(b"fine\n\xff\n")
+  assert build(corpus_dir, vocab_file, str(out), "--max-seq-length", "20", "--seed", "2") == 1
+  assert "invalid UTF-8 byte 0xff" in capsys.readouterr().err
+  assert snapshot(out) == before
+  assert sorted(os.listdir(tmp_path)) == ["corpus", "out"]
+  # A successful rebuild replaces them (and leaves nothing else behind).
+  os.remove(os.path.join(corpus_dir, "zz_bad.txt"))
+  assert build(corpus_dir, vocab_file, str(out), "--max-seq-length", "20", "--seed", "2") == 0
+  assert snapshot(out) != before and len(os.listdir(out)) == 1000
+  assert sorted(os.listdir(tmp_path)) == ["corpus", "out"]
+
+
+def test_half_done_swap_is_recovered(corpus_dir, vocab_file, tmp_path):
+  """A builder killed between its two renames left only OUT.replaced: it comes back."""
+  out = tmp_path / "out"
+  assert build(corpus_dir, vocab_file, str(out), "--max-seq-length", "16", "--seed", "1") == 0
+  before = snapshot(out)
+  os.rename(out, str(out) + ".replaced")
+  bpd._recover_replaced(str(out))
+  assert snapshot(out) == before and not os.path.exists(str(out) + ".replaced")
+  # Killed after the swap: OUT.replaced next to OUT is the superseded dataset.
+  shutil.copytree(out, str(out) + ".replaced")
+  bpd._recover_replaced(str(out))
+  assert snapshot(out) == before and not os.path.exists(str(out) + ".replaced")
+
+
+def _children(pid):
+  """Pids of the spawned workers (multiprocessing spawn_main) whose parent is `pid`."""
+  found = []
+  for entry in os.listdir("/proc"):
+    if not entry.isdigit():
+      continue
+    try:
+      with open(f"/proc/{entry}/stat") as f:
+        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+      with open(f"/proc/{entry}/cmdline", "rb") as f:
+        cmdline = f.read()
+    except OSError:
+      continue
+    if ppid == pid and b"spawn_main" in cmdline:
+      found.append(int(entry))
+  return found
+
+
+def _alive(pid):
+  """Running (a zombie waiting for its reaper counts as ended)."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+  except OSError:
+    return False
+
+
+def _wait_for(condition, what, limit=120.0):
+  """Polls `condition` (a hang guard, not a timing assertion)."""
+  import time
+  deadline = time.monotonic() + limit
+  while not condition():
+    assert time.monotonic() < deadline, f"gave up waiting for {what}"
+    time.sleep(0.1)
+
+
+@pytest.mark.slow  # A subprocess and two spawned workers, twice.
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("signum,processes", [(signal.SIGTERM, 2), (signal.SIGKILL, 2),
+                                               (signal.SIGTERM, 1)])
+def test_killed_builder_stops_workers_and_removes_staging(corpus_dir, vocab_file, tmp_path,
+                                                          signum, processes):
+  """Workers blocked on FIFOs (a build that never ends) die with the builder."""
+  out = tmp_path / "out"
+  assert build(corpus_dir, vocab_file, str(out), "--max-seq-length", "16", "--seed", "1") == 0
+  before = snapshot(out)
+  for name in ("zz_fifo0", "zz_fifo1"):  # Sorted 4th and 5th: one for each job.
+    os.mkfifo(os.path.join(corpus_dir, name))
+  staging = str(out) + ".incomplete"
+  log = tmp_path / "log"
+  with open(log, "w") as log_file:
+    builder = subprocess.Popen(
+        [sys.executable, os.path.join(REPO_ROOT, "build_pretraining_dataset.py"),
+         "--corpus-dir", corpus_dir, "--vocab-file", vocab_file, "--output-dir", str(out),
+         "--num-processes", str(processes), "--max-seq-length", "16"],
+        cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.PIPE, text=True)
+    try:
+      expected = processes if processes > 1 else 0  # One process: no worker processes.
+      _wait_for(lambda: (len(_children(builder.pid)) == expected and os.path.isdir(staging)
+                         and "Writing tf examples" in log.read_text()),
+                "the workers and the staging dir")
+      workers = _children(builder.pid)
+      builder.send_signal(signum)
+      _, err = builder.communicate(timeout=120)
+    finally:
+      if builder.poll() is None:
+        builder.kill()
+  if signum == signal.SIGTERM:
+    assert builder.returncode == 130
+    assert err.strip().split("\n")[-1] == "error: interrupted" and "Traceback" not in err, err
+    assert f"partial output {staging} removed" in err
+  else:
+    assert builder.returncode == -signal.SIGKILL
+  try:
+    # The orphans got SIGTERM from the kernel (PR_SET_PDEATHSIG) and removed the staging dir.
+    _wait_for(lambda: not any(map(_alive, workers)), "the workers to end", limit=60)
+    _wait_for(lambda: not os.path.exists(staging), "the staging dir to go", limit=60)
+  finally:
+    for pid in filter(_alive, workers):  # A failed test leaves no worker behind.
+      os.kill(pid, signal.SIGKILL)
+  assert snapshot(out) == before
+  assert sorted(os.listdir(tmp_path)) == ["corpus", "log", "out"]

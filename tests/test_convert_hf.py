@@ -22,7 +22,8 @@ from model import checkpointing, hf_conversion
 from model.modeling import BertConfig, BertModel, Dense
 from pretrain.pretrain_helpers import SpecialTokenIds
 from pretrain.pretraining_model import PretrainingModel
-from util import training_utils
+from tests.util.test_paths import tree_state
+from util import cli, training_utils
 
 TINY = {"hidden_size": 18, "num_hidden_layers": 2, "num_attention_heads": 3,
         "intermediate_size": 37}
@@ -233,3 +234,32 @@ def test_generator_hparams():
   assert training_utils.get_generator_config(config, disc) == gen
   with pytest.raises(ValueError, match="generator heads = max"):
     convert_hf.generator_hparams(base, disc, BertConfig(30522, 256, 12, 2, 1024))
+
+
+def test_refuses_output_dirs_overlapping_models_and_inputs(pretrained, capsys):
+  """export: not in/around <data-dir>/models; import: not over its HF inputs or a models dir."""
+  root, data_dir = pretrained["root"], pretrained["data_dir"]
+  model_dir = os.path.join(data_dir, "models", "tiny")
+  hf_dir = str(root / "discriminator")
+  before = tree_state(str(root))
+  export = ["export", "--data-dir", data_dir, "--model-name", "tiny", "--overwrite",
+            "--output-dir"]
+  imp = ["import", "--hf-dir", hf_dir, "--overwrite", "--output-dir"]
+  cases = [
+      (export + [model_dir], f"--output-dir {model_dir} is the model directory {model_dir}"),
+      (export + [os.path.join(data_dir, "models")], "contains the model directory"),
+      (export + [os.path.join(model_dir, "hf")], "is inside the model directory"),
+      (export + [os.path.join(data_dir, "models", "hf")], "is inside the models directory"),
+      (imp + [hf_dir], f"--output-dir {hf_dir} is the --hf-dir {hf_dir}"),
+      (imp + [str(root)], "contains the --hf-dir"),
+      (imp + [os.path.join(hf_dir, "ckpt")], "is inside the --hf-dir"),
+      (imp + [os.path.join(data_dir, "models")], "is a models directory or a data dir"),
+      (imp + [data_dir], "is a models directory or a data dir"),
+      (imp + [os.path.join(data_dir, "models", "new"), "--generator-hf-dir",
+              os.path.join(data_dir, "models", "new", "gen")], "contains the --generator-hf-dir"),
+  ]
+  for argv, message in cases:
+    assert cli.run(convert_hf.main, argv) == cli.USAGE_EXIT, message
+    err = capsys.readouterr().err
+    assert err.count("error: ") == 1 and "Traceback" not in err and message in err, err
+  assert tree_state(str(root)) == before

@@ -25,8 +25,10 @@ from model import checkpointing, hf_conversion, tokenization
 from pretrain.pretrain_helpers import SpecialTokenIds
 from pretrain.pretraining_model import PretrainingModel
 from tests.conftest import UNCASED_VOCAB
+from tests.util.test_paths import tree_state
 from tests.model import numpy_bert
 from tests.model.real_batches import moby_dick_batch
+from util import cli
 
 # Discriminator H 42 (3 heads), I 37, E 26, 2 layers; generator 0.34 -> H 14 (1 head).
 OVERRIDES = {"hidden_size": 42, "num_hidden_layers": 2, "num_attention_heads": 3,
@@ -442,3 +444,29 @@ def test_hf_format_writes_transformers_directories_with_the_checkpoint_values(en
   gen = hf_conversion.read_safetensors(os.path.join(out, "generator", "model.safetensors"))
   np.testing.assert_array_equal(gen["generator_lm_head.bias"],
                                 weights["generator_predictions/output_bias"])
+
+
+def test_refuses_output_dirs_overlapping_the_models(env, tmp_path, capsys):
+  """--output-dir in/around <data-dir>/models or the checkpoint: one error line, nothing deleted."""
+  data_dir, model_dir = env["data_dir"], env["model_dir"]
+  released = tmp_path / "downloads" / "electra_tiny"
+  shutil.copytree(env["released_dir"], released)
+  before, released_before = tree_state(data_dir), tree_state(released)
+  cases = [
+      ([model_dir], f"--output-dir {model_dir} is the model directory {model_dir}"),
+      ([os.path.join(data_dir, "models")], "contains the model directory"),
+      ([data_dir], "contains the model directory"),
+      ([os.path.join(model_dir, "finetuning_models")], "is inside the model directory"),
+      ([os.path.join(data_dir, "models", "electra_tiny")], "is inside the models directory"),
+      ([str(released), "--checkpoint", str(released)],
+       f"is the checkpoint directory {released}"),
+      ([str(released.parent), "--checkpoint", os.path.join(released, "model.ckpt-0")],
+       "contains the checkpoint directory"),
+  ]
+  for extra, message in cases:
+    argv = ["--data-dir", data_dir, "--model-name", "m", "--overwrite", "--output-dir", *extra]
+    assert cli.run(export_model.main, argv) == cli.USAGE_EXIT, message
+    err = capsys.readouterr().err
+    assert err.count("error: ") == 1 and "Traceback" not in err, err
+    assert message in err and f"e.g. to {os.path.join(data_dir, 'exports', 'm')}" in err, err
+  assert tree_state(data_dir) == before and tree_state(released) == released_before

@@ -249,3 +249,25 @@ def test_bad_text_jsonl(data_dir, capsys, tmp_path):
   err = _error(capsys, "--data-dir", root, "--model-name", "elec", "--input", source,
                "--output", tmp_path / "o.jsonl")
   assert 'in.jsonl:2: a .jsonl input line needs a string "text" field' in err
+
+
+def test_output_may_not_be_the_input(data_dir, capsys, tmp_path):
+  """--output naming the --input file (directly, via a symlink or a hard link) is refused."""
+  root, _ = data_dir
+  texts = tmp_path / "in.txt"
+  texts.write_text("Call me Ishmael.\n", encoding="utf-8")
+  before = texts.read_bytes()
+  os.symlink(texts, tmp_path / "link.txt")
+  os.link(texts, tmp_path / "hard.txt")
+  os.makedirs(tmp_path / "sub")
+  for output in (texts, tmp_path / "link.txt", tmp_path / "hard.txt",
+                 tmp_path / "sub" / ".." / "in.txt"):
+    err = _error(capsys, "--data-dir", root, "--model-name", "elec", "--input", texts,
+                 "--output", output)
+    assert f"--output {output} is the --input file {texts} (same file)" in err, err
+  # And the other way round: --input through the link, --output the file itself.
+  err = _error(capsys, "--data-dir", root, "--model-name", "elec", "--input",
+               tmp_path / "link.txt", "--output", texts)
+  assert "is the --input file" in err
+  assert texts.read_bytes() == before and os.path.islink(tmp_path / "link.txt")
+  assert sorted(os.listdir(tmp_path)) == ["hard.txt", "in.txt", "link.txt", "sub"]

@@ -1,5 +1,6 @@
 """util/cli.py: one `error:` line, exit 2 for usage and 1 for data errors, no traceback."""
 
+import logging
 import re
 
 import pytest
@@ -56,7 +57,9 @@ def test_tf_errors_are_data_errors_with_their_message(capsys):
 
 
 @pytest.mark.parametrize("given,expected", [("true", True), ("FALSE", False), (" True ", True)])
-def test_string_booleans_become_booleans_with_a_note(given, expected, caplog):
+def test_string_booleans_become_booleans_with_a_note(given, expected, caplog, monkeypatch):
+  # A script's main() may have turned the "electra" logger's propagation off.
+  monkeypatch.setattr(logging.getLogger("electra"), "propagate", True)
   with caplog.at_level("INFO", logger="electra"):
     config = configure_pretraining.PretrainingConfig("m", "/d", do_eval=given)
   assert config.do_eval is expected

@@ -1,0 +1,78 @@
+"""Tests of util/paths.py: the output-overlap guards shared by the writing scripts."""
+import os
+
+import pytest
+
+from util import cli, paths
+
+
+def tree_state(root):
+  """{relative path: (size, mtime_ns)} of every file and directory under `root`."""
+  state = {}
+  for directory, dirs, files in os.walk(root):
+    for name in dirs + files:
+      path = os.path.join(directory, name)
+      info = os.lstat(path)
+      state[os.path.relpath(path, root)] = (info.st_size if name in files else 0,
+                                            info.st_mtime_ns)
+  return state
+
+
+def test_relation_resolves_symlinks_and_dots(tmp_path):
+  (tmp_path / "a" / "b").mkdir(parents=True)
+  os.symlink(tmp_path / "a", tmp_path / "link")
+  assert paths.relation(str(tmp_path / "a"), str(tmp_path / "link")) == "is"
+  assert paths.relation(str(tmp_path / "a" / "b" / ".."), str(tmp_path / "a")) == "is"
+  assert paths.relation(str(tmp_path), str(tmp_path / "link" / "b")) == "contains"
+  assert paths.relation(str(tmp_path / "link" / "b" / "new"), str(tmp_path / "a")) == "is inside"
+  assert paths.relation(str(tmp_path / "ab"), str(tmp_path / "a")) is None  # Not a prefix match.
+  assert paths.relation("gs://b/x/y", "gs://b/x") == "is inside"
+
+
+def test_check_output_apart_names_both_paths(tmp_path):
+  model = str(tmp_path / "models" / "m")
+  for output, how in ((model, "is"), (str(tmp_path), "contains"),
+                      (os.path.join(model, "export"), "is inside")):
+    with pytest.raises(cli.UsageError) as e:
+      paths.check_output_apart(output, "--output-dir", [(model, "the model directory")])
+    assert str(e.value) == (f"--output-dir {output} {how} the model directory {model}; writing "
+                            "there could overwrite or delete it. Choose another --output-dir.")
+  paths.check_output_apart(os.path.join(model, "x"), "--out", [(model, "it")], inside=False)
+  paths.check_output_apart(str(tmp_path / "elsewhere"), "--out", [(model, "it"), (None, "-")])
+
+
+def test_same_file_symlinks_and_hard_links(tmp_path):
+  f = tmp_path / "f.txt"
+  f.write_text("x")
+  os.symlink(f, tmp_path / "sym")
+  os.link(f, tmp_path / "hard")
+  (tmp_path / "g.txt").write_text("x")
+  assert paths.same_file(str(f), str(tmp_path / "sym"))
+  assert paths.same_file(str(tmp_path / "hard"), str(f))
+  assert not paths.same_file(str(f), str(tmp_path / "g.txt"))
+  assert not paths.same_file(str(f), str(tmp_path / "missing"))
+  assert paths.same_file(str(tmp_path / "missing"), str(tmp_path / "." / "missing"))
+
+
+def test_check_export_dir(tmp_path):
+  data = str(tmp_path / "data")
+  models = os.path.join(data, "models")
+  for output, message in ((os.path.join(models, "m"), "is the model directory"),
+                          (models, "contains the model directory"),
+                          (data, "contains the model directory"),
+                          (os.path.join(models, "m", "export"), "is inside the model directory"),
+                          (os.path.join(models, "other"), "is inside the models directory")):
+    with pytest.raises(cli.UsageError, match=message + r".*e\.g\. to .*exports/m\."):
+      paths.check_export_dir(output, data, "m")
+  paths.check_export_dir(os.path.join(data, "exports", "m"), data, "m")
+  released = tmp_path / "downloads" / "electra_small"
+  released.mkdir(parents=True)
+  prefix = str(released / "model.ckpt-10")
+  for checkpoint in (str(released), prefix):
+    with pytest.raises(cli.UsageError, match="is the checkpoint directory"):
+      paths.check_export_dir(str(released), data, "m", checkpoint)
+    with pytest.raises(cli.UsageError, match="contains the checkpoint directory"):
+      paths.check_export_dir(str(released.parent), data, "m", checkpoint)
+    # Next to (or, as a new sub-directory, inside) a released checkpoint is fine.
+    paths.check_export_dir(str(released.parent / "export"), data, "m", checkpoint)
+    paths.check_export_dir(str(released / "export"), data, "m", checkpoint)
