@@ -48,9 +48,6 @@ logger = logging.getLogger("electra")
 LOG_EVERY = 2000
 FINGERPRINT_VERSION = 1
 _SHUFFLE_BUFFER = 100  # data.md §4.2
-# TF's default read buffer, passed explicitly: left unspecified, TF logs an
-# INFO line ("TFRecordDataset `buffer_size` is unspecified") for every dataset.
-_READ_BUFFER_BYTES = 256 * 1024
 
 
 def dataset_name(tasks: Sequence[task_lib.Task], split: str) -> str:
@@ -325,7 +322,7 @@ class Preprocessor:
       return {k: tf.cast(v, tf.int32) if v.dtype == tf.int64 else v
               for k, v in parsed.items()}
 
-    dataset = tf.data.TFRecordDataset(tfrecords_path, buffer_size=_READ_BUFFER_BYTES)
+    dataset = tf.data.TFRecordDataset(tfrecords_path)
     if is_training:
       dataset = dataset.repeat().shuffle(_SHUFFLE_BUFFER, seed=self._config.seed)
     dataset = dataset.batch(batch_size, drop_remainder=is_training)
