@@ -116,8 +116,8 @@ class BuildStats:
 
 def _tf():
   """TensorFlow, imported on first use (remote paths and `tf.train.Example` only)."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  return tf
+  from util import tf_startup  # pylint: disable=import-outside-toplevel
+  return tf_startup.import_tensorflow()  # its start-up banners once
 
 
 def reported_errors() -> Tuple[type, ...]:

@@ -46,6 +46,7 @@ import sys
 import types
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from util import tf_startup  # noqa: F401  (first: prints TensorFlow's start-up banners once)
 import configure_finetuning
 import configure_pretraining
 import run_pretraining

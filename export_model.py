@@ -59,6 +59,7 @@ import sys
 import tempfile
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from util import tf_startup  # noqa: F401  (first: prints TensorFlow's start-up banners once)
 import tensorflow as tf
 
 import configure_finetuning

@@ -18,11 +18,13 @@ import os
 import sys
 from typing import Any, Dict, List, Optional
 
+from util import tf_startup  # noqa: F401  (first: prints TensorFlow's start-up banners once)
 import tensorflow as tf
 
 import configure_finetuning
 from finetune import glue_submission, preprocessing, task_builder
-from finetune.model_runner import ModelRunner, check_data_files, resolve_init_checkpoint
+from finetune.model_runner import (ModelRunner, check_model_settings, prepare_inputs,
+                                   resolve_init_checkpoint)
 from util import cli, config_base, trainer as trainer_lib, utils
 
 logger = logging.getLogger("electra")
@@ -79,8 +81,9 @@ def run_finetuning(config: configure_finetuning.FinetuningConfig,
     The results list, one `{task: {metric: value}}` per evaluated trial.
 
   Raises:
-    FileNotFoundError: missing task data or `init_checkpoint`.
-    ValueError: invalid settings (see `ModelRunner`).
+    FileNotFoundError: missing task data or `init_checkpoint` (before any training).
+    DataError: a malformed input file, naming file and line (before any training).
+    ValueError: invalid settings (see `ModelRunner`, `check_model_settings`).
   """
   results: Results = []
   trial = 1
@@ -94,10 +97,13 @@ def run_finetuning(config: configure_finetuning.FinetuningConfig,
     logger.info(line)
   logger.info("")
   tasks = task_builder.get_tasks(config)
-  check_data_files(config, tasks)
+  check_model_settings(config)
   if config.do_train:
     resolve_init_checkpoint(config)  # Fail before featurizing if it is missing.
   preprocessor = preprocessing.Preprocessor(config, tasks)
+  # Every input file is read (and featurized) before the first training step, so
+  # that a bad dev/test file fails now rather than after training.
+  prepare_inputs(config, tasks, preprocessor)
 
   while config.num_trials < 0 or trial <= config.num_trials:
     model_dir = f"{config.model_dir}_{trial}"

@@ -17,6 +17,7 @@ import os
 import sys
 from typing import Dict, Optional
 
+from util import tf_startup  # noqa: F401  (first: prints TensorFlow's start-up banners once)
 import tensorflow as tf
 
 import configure_pretraining
@@ -171,7 +172,10 @@ def evaluate(config: configure_pretraining.PretrainingConfig) -> Dict[str, float
     return outputs.total_loss, metric_tensors(outputs)
 
   metrics = PretrainingMetrics(config)
-  eta = ETALogger(config.num_eval_steps, is_training=False)
+  # One progress line per `iterations_per_loop` eval steps, as training logs one
+  # per loop, and the last step (the original logged every eval step).
+  eta = ETALogger(config.num_eval_steps, log_every=config.iterations_per_loop,
+                  is_training=False)
   total_loss = 0.0
   for step, batch in enumerate(dataset.take(config.num_eval_steps)):
     eta.before_step()
@@ -179,6 +183,7 @@ def evaluate(config: configure_pretraining.PretrainingConfig) -> Dict[str, float
     metrics.update({k: v.numpy() for k, v in tensors.items()})
     total_loss += float(loss)
     eta.after_step(step + 1)
+  eta.end()
   results = metrics.result()
   results["loss"] = total_loss / max(1, config.num_eval_steps)
   results["global_step"] = global_step

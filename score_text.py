@@ -35,6 +35,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from util import tf_startup  # noqa: F401  (first: prints TensorFlow's start-up banners once)
 import configure_pretraining
 from run_pretraining import CONFIG_FILE  # pretrain_config.json, next to the checkpoints
 from util import cli, config_base, paths, utils

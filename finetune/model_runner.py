@@ -40,8 +40,9 @@ import tensorflow as tf
 from finetune import finetuning_model, preprocessing
 from finetune import task as task_lib
 from finetune.classification import classification_tasks
-from model import checkpointing
+from model import checkpointing, tokenization
 from model.optimization import create_finetuning_optimizer
+from util import cli, training_utils
 from util import trainer as trainer_lib
 from util import utils
 
@@ -88,31 +89,103 @@ def kind_of_test_outputs(task: task_lib.Task) -> Optional[str]:
   return None
 
 
-def check_data_files(config, tasks: Sequence[task_lib.Task]) -> None:
-  """Fails early (before any training) when evaluation or test data are missing.
+def check_model_settings(config) -> None:
+  """Fails before any featurization on settings the model cannot run with.
 
-  Checks each task's `dev` file when `do_eval`, and the test files of the
-  built-in tasks whose test predictions will be written. Custom tasks without a
-  test file are skipped at writing time instead.
+  Both would otherwise fail only at the first training or prediction step,
+  with a raw TensorFlow gather error.
+
+  Raises:
+    UsageError: `max_seq_length` above the model's `max_position_embeddings`,
+      or a `vocab_file` with more tokens than `vocab_size` embedding rows.
+  """
+  bert_config = training_utils.get_model_bert_config(config)
+  if config.max_seq_length > bert_config.max_position_embeddings:
+    raise cli.UsageError(
+        f"hparam max_seq_length ({config.max_seq_length}) exceeds the model's "
+        f"max_position_embeddings ({bert_config.max_position_embeddings}); lower "
+        "max_seq_length (or raise max_position_embeddings in model_hparam_overrides when "
+        "training from scratch).")
+  n_tokens = max(tokenization.load_vocab(config.vocab_file).values(), default=-1) + 1
+  if n_tokens > bert_config.vocab_size:
+    raise cli.UsageError(
+        f"vocab_file {config.vocab_file} has {n_tokens} tokens but hparam vocab_size is "
+        f"{bert_config.vocab_size}: set vocab_size to {n_tokens} (the pre-trained model's "
+        "vocabulary size) or use the model's own vocab file.")
+
+
+def written_test_splits(task: task_lib.Task) -> List[str]:
+  """The test splits whose predictions `write_test_outputs` writes for `task`.
+
+  GLUE tasks: all their test splits; custom classification/regression tasks:
+  the test splits whose file exists (the others are skipped); SQuAD 2.0:
+  "test"; other tasks: none.
+  """
+  kind = kind_of_test_outputs(task)
+  if kind == "squad":
+    return ["test"]
+  if kind != "classification":
+    return []
+  return [split for split in task.get_test_splits()
+          if task.name in GLUE_TEST_TASKS or os.path.exists(task.get_data_file(split))]
+
+
+def input_datasets(config, tasks: Sequence[task_lib.Task]
+                   ) -> List[Tuple[List[task_lib.Task], bool, str]]:
+  """Every dataset a run reads, as (tasks, is_training, split), in the order it reads them.
+
+  The joint training set when `do_train`; each task's dev set when `do_eval`;
+  the test splits of `written_test_splits` when test outputs are written.
+  """
+  datasets: List[Tuple[List[task_lib.Task], bool, str]] = []
+  if config.do_train:
+    datasets.append((list(tasks), True, "train"))
+  if config.do_eval:
+    datasets += [([task], False, "dev") for task in tasks]
+    if config.write_test_outputs and config.n_writes_test >= 1:
+      datasets += [([task], False, split) for task in tasks
+                   for split in written_test_splits(task)]
+  return datasets
+
+
+def check_data_files(config, tasks: Sequence[task_lib.Task]) -> None:
+  """Fails early (before reading anything) when a file of `input_datasets` is missing.
 
   Raises:
     FileNotFoundError: naming the task, the split and the expected path.
   """
-  for task in tasks:
-    if not hasattr(task, "get_data_file"):
-      continue
-    splits = ["dev"] if config.do_eval else []
-    kind = kind_of_test_outputs(task)
-    builtin = task.name in GLUE_TEST_TASKS or task.name == SQUAD_TEST_TASK
-    if config.do_eval and config.write_test_outputs and config.n_writes_test >= 1 and (
-        kind is not None and builtin):
-      splits += task.get_test_splits()
-    for split in splits:
+  for dataset_tasks, _, split in input_datasets(config, tasks):
+    for task in dataset_tasks:
+      if not hasattr(task, "get_data_file"):
+        continue
       path = task.get_data_file(split)
-      if not os.path.exists(path):
-        hint = (" (needed because write_test_outputs is true; set it to false to skip test "
-                "predictions)" if split != "dev" else " (needed for do_eval)")
+      if not os.path.isfile(path):
+        hint = {"train": " (needed for do_train)", "dev": " (needed for do_eval)"}.get(
+            split, " (needed because write_test_outputs is true; set it to false to skip "
+            "test predictions)")
+        folder = os.path.dirname(path)
+        if folder and not os.path.isdir(folder):
+          hint += f"; the folder {folder} does not exist"
+        if config.debug and task.debug_data_note():
+          hint += f"; debug mode reads {task.debug_data_note()}"
         raise FileNotFoundError(f"Task {task.name}: no {split} data at {path}{hint}.")
+
+
+def prepare_inputs(config, tasks: Sequence[task_lib.Task],
+                   preprocessor: preprocessing.Preprocessor) -> None:
+  """Checks, reads and featurizes every input of the run before any training step.
+
+  Raises:
+    FileNotFoundError: a missing file.
+    DataError: a malformed file (names file and line).
+  """
+  if config.debug:
+    notes = [f"{task.name}: {task.debug_data_note()}" for task in tasks
+             if task.debug_data_note()]
+    if notes:
+      logger.info("Debug mode reads only part of the data: %s", "; ".join(notes))
+  check_data_files(config, tasks)
+  preprocessor.prepare_inputs(input_datasets(config, tasks))
 
 
 def make_train_settings(config, model_dir: str, num_train_steps: int,
@@ -389,10 +462,9 @@ class ModelRunner:
       kind = kind_of_test_outputs(task)
       if kind == "classification":
         for split in task.get_test_splits():
-          data_file = task.get_data_file(split)
-          if task.name not in GLUE_TEST_TASKS and not os.path.exists(data_file):
+          if split not in written_test_splits(task):
             logger.info("Skipping task %s split %s - no test file at %s", task.name, split,
-                        data_file)
+                        task.get_data_file(split))
             continue
           paths += self.write_classification_outputs([task], trial, split)
       elif kind == "squad":

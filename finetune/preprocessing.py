@@ -83,6 +83,10 @@ class Preprocessor:
     self._tasks = list(tasks)
     self._name_to_task = {task.name: task for task in self._tasks}
     self._vocab_sha256: Optional[str] = None
+    # Datasets this object wrote or found cached: name -> (fingerprint, n_examples),
+    # and the training sets prepared up front that the next call may reuse.
+    self._ready: Dict[str, Tuple[Dict[str, Any], int]] = {}
+    self._ready_training: set = set()
     self._feature_specs = feature_spec_lib.get_shared_feature_specs(config)
     for task in self._tasks:
       self._feature_specs += task.get_feature_specs()
@@ -132,6 +136,37 @@ class Preprocessor:
     batch_size = self._config.predict_batch_size
     return self.make_dataset(path, False, batch_size), math.ceil(n_examples / batch_size)
 
+  def prepare_inputs(self, datasets: Sequence[Tuple[Sequence[task_lib.Task], bool, str]]
+                     ) -> None:
+    """Reads and featurizes (or finds cached) every dataset a run will use, up front.
+
+    So that a bad input file (missing, invalid JSON, unknown label, ...) fails
+    before any training step rather than after training. The next
+    `serialize_dataset` call for a dataset written here reuses it without
+    rebuilding, even with `use_tfrecords_if_existing: false`: once for a
+    training set (a later trial re-shuffles it, as the original), always for a
+    prediction set (its contents are deterministic).
+
+    Args:
+      datasets: (tasks, is_training, split) per dataset, in the order to check.
+    """
+    for tasks, is_training, split in datasets:
+      self.serialize_dataset(tasks, is_training, split)
+      if is_training:
+        self._ready_training.add(dataset_name(tasks, split))
+
+  def _take_ready(self, name: str, fingerprint: Dict[str, Any], tfrecords_path: str,
+                  is_training: bool) -> Optional[int]:
+    """`n_examples` of a dataset this object just prepared with `fingerprint`, or None."""
+    entry = self._ready.get(name)
+    if entry is None or entry[0] != fingerprint or not os.path.exists(tfrecords_path):
+      return None
+    if is_training:
+      if name not in self._ready_training:
+        return None  # A later trial: re-read (and re-shuffle) it, as the original.
+      self._ready_training.discard(name)
+    return entry[1]
+
   def serialize_dataset(self, tasks: Sequence[task_lib.Task], is_training: bool,
                         split: str) -> Tuple[str, int]:
     """Writes (or reuses) the tfrecord of `tasks` on `split`.
@@ -152,12 +187,16 @@ class Preprocessor:
                   else self._config.eval_batch_size)
     fingerprint = self.fingerprint(tasks, is_training, split, batch_size)
 
+    n_examples = self._take_ready(name, fingerprint, tfrecords_path, is_training)
+    if n_examples is not None:
+      return tfrecords_path, n_examples  # Written by this run a moment ago (prepare_inputs).
     logger.info("Loading dataset %s", name)
-    n_examples = None
+    why_not_cached = None
     if self._config.use_tfrecords_if_existing:
-      n_examples = self._cached_n_examples(tfrecords_path, metadata_path, fingerprint)
+      n_examples, why_not_cached = self._cached_n_examples(tfrecords_path, metadata_path,
+                                                           fingerprint)
     if n_examples is None:
-      logger.info("Existing tfrecords not found so creating")
+      logger.info(why_not_cached or "Existing tfrecords not found so creating")
       examples = []
       for task in tasks:
         examples += task.get_examples(split)
@@ -167,6 +206,7 @@ class Preprocessor:
         os.remove(metadata_path)  # The old cache is invalid from here on.
       n_examples = self.serialize_examples(examples, is_training, tfrecords_path, batch_size)
       utils.write_json({"n_examples": n_examples, "fingerprint": fingerprint}, metadata_path)
+    self._ready[name] = (fingerprint, n_examples)
     return tfrecords_path, n_examples
 
   def serialize_examples(self, examples: Sequence[task_lib.Example], is_training: bool,
@@ -325,31 +365,30 @@ class Preprocessor:
     }
 
   def _cached_n_examples(self, tfrecords_path: str, metadata_path: str,
-                         fingerprint: Dict[str, Any]) -> Optional[int]:
-    """`n_examples` of a valid cache, or None (logging why it cannot be used)."""
+                         fingerprint: Dict[str, Any]) -> Tuple[Optional[int], Optional[str]]:
+    """(`n_examples` of a valid cache, None) or (None, why it cannot be used).
+
+    The reason is None when there is no cache at all.
+    """
     if not os.path.exists(metadata_path):
-      return None
+      return None, None
     if not os.path.exists(tfrecords_path):
-      logger.info("Cached metadata %s has no tfrecord file %s so rebuilding",
-                  metadata_path, tfrecords_path)
-      return None
+      return None, (f"Cached metadata {metadata_path} has no tfrecord file {tfrecords_path} "
+                    "so rebuilding")
     try:
       metadata = utils.load_json(metadata_path)
       n_examples = int(metadata["n_examples"])
     except (ValueError, KeyError, TypeError) as e:
-      logger.info("Cached metadata %s is unreadable (%s) so rebuilding", metadata_path, e)
-      return None
+      return None, f"Cached metadata {metadata_path} is unreadable ({e}) so rebuilding"
     old = metadata.get("fingerprint")
     if old is None:
-      logger.info("Cached tfrecords %s have no fingerprint (written by the original code "
-                  "or an older version) so rebuilding", tfrecords_path)
-      return None
+      return None, (f"Cached tfrecords {tfrecords_path} have no fingerprint (written by the "
+                    "original code or an older version) so rebuilding")
     changed = _describe_changes(old, fingerprint)
     if changed:
-      logger.info("Cached tfrecords %s were built with different settings (%s) so "
-                  "rebuilding", tfrecords_path, changed)
-      return None
-    return n_examples
+      return None, (f"Cached tfrecords {tfrecords_path} were built with different settings "
+                    f"so rebuilding: {changed}")
+    return n_examples, None
 
   def _shuffle(self, examples: List[task_lib.Example]) -> None:
     if self._config.seed is None:
@@ -358,16 +397,32 @@ class Preprocessor:
       random.Random(self._config.seed).shuffle(examples)
 
 
-def _short(value: Any, limit: int = 60) -> str:
-  text = json.dumps(value, sort_keys=True)
-  return text if len(text) <= limit else text[:limit - 3] + "..."
+def _flatten(value: Any, prefix: str = "") -> Dict[str, Any]:
+  """{dotted key: leaf value} of nested dicts (lists and scalars are leaves)."""
+  if not isinstance(value, dict):
+    return {prefix: value}
+  flat: Dict[str, Any] = {}
+  for key, item in value.items():
+    flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+  return flat
 
 
 def _describe_changes(old: Dict[str, Any], new: Dict[str, Any]) -> str:
-  """"key: old -> new; ..." for the top-level keys whose values differ."""
+  """"key: old -> new; ..." for every setting whose value differs.
+
+  Nested settings are compared leaf by leaf and named with dotted keys (e.g.
+  `tasks.sst.labels`), so the change is visible however long the settings are.
+  """
   new = json.loads(json.dumps(new))  # Normalize tuples etc. as stored in JSON.
+  old_flat, new_flat = _flatten(old), _flatten(new)
+  missing = object()
   changes = []
-  for key in sorted(set(old) | set(new)):
-    if old.get(key) != new.get(key):
-      changes.append(f"{key}: {_short(old.get(key))} -> {_short(new.get(key))}")
+  for key in sorted(set(old_flat) | set(new_flat)):
+    before, after = old_flat.get(key, missing), new_flat.get(key, missing)
+    if before != after:
+      changes.append(f"{key}: {_show(before, missing)} -> {_show(after, missing)}")
   return "; ".join(changes)
+
+
+def _show(value: Any, missing: object) -> str:
+  return "(absent)" if value is missing else json.dumps(value, sort_keys=True)

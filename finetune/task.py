@@ -18,7 +18,7 @@ example at a time, numpy values), as in the original.
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, Dict, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
@@ -30,6 +30,21 @@ if TYPE_CHECKING:
   from model.modeling import BertOutput
 
 Features = Dict[str, object]
+
+
+def format_padded(values: Sequence[object], length: int) -> str:
+  """A padded feature for the `log_examples` log: its first `length` values only.
+
+  The original logged the whole padded array (e.g. 512 ids); the padding is
+  summarized instead: `"101 7592 102 (+5 padding)"`.
+
+  Args:
+    values: the padded feature.
+    length: how many leading values are real (not padding).
+  """
+  text = " ".join(str(x) for x in values[:length])
+  padding = len(values) - min(length, len(values))
+  return text + (f" (+{padding} padding)" if padding else "")
 
 
 class Example:
@@ -114,6 +129,10 @@ class Task(metaclass=abc.ABCMeta):
     depend on further settings (label lists, file columns) extend the dict.
     """
     return {"class": f"{type(self).__module__}.{type(self).__qualname__}"}
+
+  def debug_data_note(self) -> str:
+    """What part of its files the task reads in debug mode ("" if all), for the log."""
+    return ""
 
   def get_test_splits(self) -> List[str]:
     """Split names written by test-set prediction (default `["test"]`)."""

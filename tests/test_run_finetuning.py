@@ -153,7 +153,9 @@ def test_multitask_train_steps_eta_and_cache_reuse(multitask_run):
   # 24 boolq + 30 sst_like rows = 54, padded to 56 = 7 batches of 8, times 2 epochs.
   assert lines.count("Training for 14 steps") == 2
   eta = [line for line in lines if re.match(r"\d+/14 = ", line)]
-  assert eta and all(line.startswith("10/14 = 71.4%, SPS: ") for line in eta)
+  # Every 10 steps, and the last step (the original never logged 14/14), per trial.
+  assert [line.split(", SPS: ")[0] for line in eta] == ["10/14 = 71.4%", "14/14 = 100.0%"] * 2
+  assert all(" - loss: " in line for line in eta[::2])
   # The train tfrecords are built once (trial 1) and reused by trial 2.
   train_loads = [i for i, line in enumerate(lines)
                  if line == "Loading dataset boolq_sst_like_train"]

@@ -100,6 +100,15 @@ def reference(data_dir):
 # --------------------------------------------------------------------------- training, eval
 
 
+def test_eval_progress_lines_follow_the_training_cadence(data_dir, reference, electra_log):
+  """One ETA line per iterations_per_loop eval steps plus the last one, not one per step."""
+  resume_copy(data_dir, "reference", 24, "eval_cadence")  # leaves the reference untouched
+  run(data_dir, "eval_cadence", **dict(REFERENCE, do_train=False, do_eval=True,
+                                       num_eval_steps=5, iterations_per_loop=2))
+  progress = [line for line in electra_log.messages if re.match(r"\d+/5 = ", line)]
+  assert [line.split(" = ")[0] for line in progress] == ["2/5", "4/5", "5/5"]
+
+
 def test_training_lowers_losses_and_eval_writes_every_metric(data_dir, electra_log):
   hparams = dict(TINY, num_train_steps=200, save_checkpoints_steps=200, iterations_per_loop=1,
                  learning_rate=3e-3, num_eval_steps=10)

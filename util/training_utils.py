@@ -167,7 +167,9 @@ class ETALogger:
   first observed step (the step before the first `after_step`); in eval,
   `step` counts the steps run. A line is logged only when
   `step % log_every == 0` (1 in pre-training, 10 in fine-tuning), and once
-  more at `end()` (without values).
+  more at `end()` (without values) whatever the step: unlike the original's
+  hook, the last step is always logged (fine-tuning's 189 steps end with
+  "189/189 = 100.0%, ...", not with "180/189").
 
   Usage:
     eta = ETALogger(n_steps=config.num_train_steps, log_fn=logger.info)
@@ -237,19 +239,18 @@ class ETALogger:
       global_step: the final global step; defaults to the last one seen.
 
     Returns:
-      The logged line, or None if nothing was logged (no step ran, or the
-      step is not a multiple of `log_every`).
+      The logged line, or None if nothing was logged (no step ran).
     """
     if global_step is not None:
       self._global_step = int(global_step)
-    return self._log(None)
+    return self._log(None, final=True)
 
-  def _log(self, values: Optional[Mapping[str, Any]]) -> Optional[str]:
+  def _log(self, values: Optional[Mapping[str, Any]], final: bool = False) -> Optional[str]:
     if self._start_step is None or self._global_step is None:
       return None
     step = self._global_step if self._is_training else self._steps_run_so_far
     steps_timed = (step - self._start_step) if self._is_training else step
-    if step % self._log_every != 0 or steps_timed <= 0:
+    if (step % self._log_every != 0 and not final) or steps_timed <= 0:
       return None
     line = self.format_line(step, self._clock() - self._start_time, steps_timed, values)
     self._log_fn(line)

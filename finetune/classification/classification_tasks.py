@@ -6,12 +6,14 @@ Python's csv reader, tab-delimited, quoting disabled.
 
 Differences from the original (all raise or log instead of silently
 misbehaving; results on well-formed data are identical):
-  * Only rows with too few columns are "malformed": each is logged and
-    skipped, and a count is logged per file. A label that is not in the label
-    list (or, for regression, not a number in [min, max]) raises ValueError
-    naming file, line and value (the original raised KeyError / failed an
-    assert during featurization).
-  * A missing data file raises FileNotFoundError naming the expected path.
+  * Only rows with too few columns are "malformed": each is logged (with
+    its 1-based line number in the file, header included) and skipped, and a
+    count is logged per file. A label that is not in the label list (or, for
+    regression, not a number in [min, max]) and a line that is not UTF-8 raise
+    `util.cli.DataError` naming file, line and value (the original raised
+    KeyError / failed an assert during featurization).
+  * A missing data file raises FileNotFoundError naming the expected path
+    (`finetune.input_files`, shared by every task type).
   * Regression targets are `(label - min) / (max - min)`; the original divides
     by `max`, which is the same for every built-in task (min = 0).
 """
@@ -26,7 +28,7 @@ from typing import Dict, List, Optional, Sequence
 
 import tensorflow as tf
 
-from finetune import feature_spec, scorer, task
+from finetune import feature_spec, input_files, scorer, task
 from finetune.classification import classification_metrics
 from model import modeling
 from model.modeling import Dense
@@ -66,14 +68,18 @@ def read_tsv(path: str, max_lines: Optional[int] = None) -> List[List[str]]:
     max_lines: optional int. Read at most this many lines (header included).
 
   Returns:
-    One list of strings per line.
+    One list of strings per line (row i is line i + 1 of the file).
+
+  Raises:
+    DataError: a line that is not UTF-8 or that the csv module rejects
+      (names file and line).
   """
   lines = []
-  with open(path, encoding="utf-8", newline="") as f:
-    for i, row in enumerate(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)):
-      if max_lines and i >= max_lines:
-        break
-      lines.append(row)
+  for number, text in input_files.read_lines(path, max_lines or None):
+    try:
+      lines.append(next(csv.reader([text], delimiter="\t", quoting=csv.QUOTE_NONE), []))
+    except csv.Error as e:
+      raise input_files.data_error(path, number, f"unreadable TSV line ({e}).") from None
   return lines
 
 
@@ -130,17 +136,20 @@ class SingleOutputTask(task.Task, metaclass=abc.ABCMeta):
 
   def get_examples(self, split: str) -> List[InputExample]:
     path = self.get_data_file(split)
-    if not os.path.isfile(path):
-      raise FileNotFoundError(self._missing_file_message(split, path))
+    input_files.require_file(path, self.name, split, self._layout_hint(split, path))
     lines = read_tsv(path, max_lines=DEBUG_MAX_LINES if self.config.debug else None)
     examples = self._create_examples(lines, split, path)
     for example in examples:
       example.label = self._check_label(example.label, path, example.line)
     return examples
 
-  def _missing_file_message(self, split: str, path: str) -> str:
-    message = (f"Task {self.name}: no {split} file at {path}. Expected layout: "
-               f"<data_dir>/finetuning_data/{self.name}/{os.path.basename(path)}")
+  def debug_data_note(self) -> str:
+    return f"first {DEBUG_MAX_LINES} lines (header included) of each .tsv file"
+
+  def _layout_hint(self, split: str, path: str) -> str:
+    """The sentence added to the missing-file error: where the file is expected."""
+    message = (f"Expected layout: <data_dir>/finetuning_data/{self.name}/"
+               f"{os.path.basename(path)}")
     if self.glue_dir_name:
       message += (f" (the GLUE download's {self.glue_dir_name}/ folder renamed to "
                   f"{self.name}/)")
@@ -170,8 +179,8 @@ class SingleOutputTask(task.Task, metaclass=abc.ABCMeta):
         text_b = None if fmt.text_b_column is None else line[fmt.text_b_column]
         label = self._get_dummy_label() if is_unlabeled else line[fmt.label_column]
       except IndexError as e:
-        logger.warning("Error constructing example from line %d for task %s: %s",
-                       i, self.name, e)
+        logger.warning("Error constructing example from line %d of %s for task %s: %s",
+                       i + 1, path, self.name, e)
         logger.warning("Input causing the error: %s", line)
         n_skipped += 1
         continue
@@ -221,9 +230,10 @@ class SingleOutputTask(task.Task, metaclass=abc.ABCMeta):
     if log:
       logger.info("  Example %s", example.eid)
       logger.info("    tokens: %s", " ".join(tokens))
-      logger.info("    input_ids: %s", " ".join(map(str, input_ids)))
-      logger.info("    input_mask: %s", " ".join(map(str, input_mask)))
-      logger.info("    segment_ids: %s", " ".join(map(str, segment_ids)))
+      n_tokens = len(tokens)
+      logger.info("    input_ids: %s", task.format_padded(input_ids, n_tokens))
+      logger.info("    input_mask: %s", task.format_padded(input_mask, n_tokens))
+      logger.info("    segment_ids: %s", task.format_padded(segment_ids, n_tokens))
 
     features = {
         "input_ids": input_ids,
@@ -274,9 +284,9 @@ class ClassificationTask(SingleOutputTask):
 
   def _check_label(self, label, path: str, line: Optional[int]) -> str:
     if label not in self._label_list:
-      raise ValueError(f"Task {self.name}: label {label!r} at {path}:{line} is not one of "
-                       f"the task's labels {self._label_list}; fix the file or the label "
-                       "list.")
+      raise input_files.data_error(
+          path, line, f"task {self.name}: label {label!r} is not one of the task's labels "
+          f"{self._label_list}; fix the file or the label list.")
     return label
 
   def get_feature_specs(self) -> List[feature_spec.FeatureSpec]:
@@ -326,11 +336,11 @@ class RegressionTask(SingleOutputTask):
     try:
       value = float(label)
     except ValueError:
-      raise ValueError(f"Task {self.name}: label {label!r} at {path}:{line} is not a "
-                       "number.") from None
+      raise input_files.data_error(path, line, f"task {self.name}: label {label!r} is not "
+                                   "a number.") from None
     if not self.min_value <= value <= self.max_value:
-      raise ValueError(f"Task {self.name}: label {value} at {path}:{line} is outside "
-                       f"[{self.min_value}, {self.max_value}].")
+      raise input_files.data_error(path, line, f"task {self.name}: label {value} is outside "
+                                   f"[{self.min_value}, {self.max_value}].")
     return value
 
   def get_fingerprint(self) -> Dict[str, object]:
@@ -579,10 +589,9 @@ class _CustomTsvMixin:
                 format=dataclasses.asdict(self._fmt),
                 test_format=dataclasses.asdict(self._test_fmt))
 
-  def _missing_file_message(self, split, path):
-    return (f"Task {self.name}: {split} file {path} does not exist; fix the "
-            f"{split}_file entry of the task's task_configs declaration (relative paths "
-            f"are resolved under {self.config.raw_data_dir(self.name)}).")
+  def _layout_hint(self, split, path):
+    return (f"Fix the {split}_file entry of the task's task_configs declaration (relative "
+            f"paths are resolved under {self.config.raw_data_dir(self.name)}).")
 
   def _create_examples(self, lines, split, path):
     fmt = self._test_fmt if "test" in split else self._fmt

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import gzip
 import json
 import logging
 import os
 import sys
 from typing import Dict, Iterator, List, Optional, Sequence
 
+from finetune import input_files
 from finetune.qa import squad_official_eval as squad_eval
 from util import utils
 
@@ -40,26 +40,19 @@ def read_mrqa_lines(path: str, max_lines: Optional[int] = None) -> Iterator[dict
 
   Raises:
     FileNotFoundError: if the file does not exist.
-    ValueError: on a line that is not a JSON object (names file and line).
+    DataError: a line that is not UTF-8 or not a JSON object (names file and line).
   """
   if not os.path.exists(path):
     raise FileNotFoundError(f"MRQA data file {path} does not exist.")
-  opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rt", encoding="utf-8") as f:
-    for i, line in enumerate(f):
-      if max_lines is not None and i >= max_lines:
-        break
-      if not line.strip():
-        continue
-      try:
-        paragraph = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"{path}:{i + 1}: not a JSON line ({e}).") from e
-      if not isinstance(paragraph, dict):
-        raise ValueError(f"{path}:{i + 1}: expected a JSON object per line.")
-      if "header" in paragraph:
-        continue
-      yield paragraph
+  for number, line in input_files.read_lines(path, max_lines):
+    if not line.strip():
+      continue
+    paragraph = input_files.parse_json(line, path, first_line=number)
+    if not isinstance(paragraph, dict):
+      raise input_files.data_error(path, number, "expected a JSON object per line.")
+    if "header" in paragraph:
+      continue
+    yield paragraph
 
 
 def read_answers(gold_file: str) -> Dict[str, List[str]]:

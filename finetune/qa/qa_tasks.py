@@ -24,12 +24,11 @@ original crashed with an IndexError).
 from __future__ import annotations
 
 import abc
-import json
 import logging
 import os
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from finetune import feature_spec, task
+from finetune import feature_spec, input_files, task
 from finetune.qa import mrqa_official_eval, qa_metrics
 from finetune.qa.qa_head import QAHead
 from model import tokenization
@@ -210,8 +209,17 @@ class QATask(task.Task):
     if split not in self._examples:
       examples: List[QAExample] = []
       failures = [0]
-      for paragraph in self._read_paragraphs(split):
-        self._add_examples(examples, failures, paragraph, split)
+      path = self.get_data_file(split)
+      for i, paragraph in enumerate(self._read_paragraphs(split)):
+        try:
+          self._add_examples(examples, failures, paragraph, split)
+        except (KeyError, TypeError, IndexError, AttributeError) as e:
+          raise input_files.data_error(
+              path, None, f"paragraph {i + 1} is not in {self.data_format.upper()} format "
+              f"({type(e).__name__}: {e}): each paragraph needs a \"context\" string and "
+              "\"qas\", a list of questions with \"question\" and an id"
+              + (" and, in the train split, answers" if split == "train" else "")
+              + ".") from None
       logger.info("%d examples created, %d failures", len(examples), failures[0])
       self._examples[split] = examples
     return self._examples[split]
@@ -380,7 +388,7 @@ class QATask(task.Task):
     logger.info("token_is_max_context: %s",
                 " ".join(f"{k}:{v}" for k, v in token_is_max_context.items()))
     for key in ("input_ids", "input_mask", "segment_ids"):
-      logger.info("%s: %s", key, " ".join(str(x) for x in features[key]))
+      logger.info("%s: %s", key, task.format_padded(features[key], len(tokens)))
     if self.name + "_start_positions" in features:
       start = features[self.name + "_start_positions"]
       end = features[self.name + "_end_positions"]
@@ -441,17 +449,25 @@ class SQuADTask(QATask):
     return os.path.join(self.config.raw_data_dir(self.name),
                         split + ("-debug" if self.config.debug else "") + ".json")
 
+  def debug_data_note(self) -> str:
+    return "<split>-debug.json instead of <split>.json"
+
   def _read_paragraphs(self, split: str) -> List[dict]:
     path = self.get_data_file(split)
-    if not os.path.isfile(path):
-      raise FileNotFoundError(f"Task {self.name}: no {split} file at {path}. Expected "
-                              f"<data_dir>/finetuning_data/{self.name}/{os.path.basename(path)}"
-                              " in SQuAD JSON format.")
-    with open(path, encoding="utf-8") as f:
-      data = json.load(f)
-    if not isinstance(data, dict) or "data" not in data:
-      raise ValueError(f"{path} is not a SQuAD file: no top-level 'data' list.")
-    return [paragraph for article in data["data"] for paragraph in article["paragraphs"]]
+    debug = (" (debug mode reads <split>-debug.json, e.g. a small slice of "
+             f"{split}.json)" if self.config.debug else "")
+    input_files.require_file(
+        path, self.name, split, f"Expected <data_dir>/finetuning_data/{self.name}/"
+        f"{os.path.basename(path)} in SQuAD JSON format{debug}.")
+    data = input_files.load_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+      raise input_files.data_error(path, None, "not a SQuAD file: no top-level \"data\" list.")
+    try:
+      return [paragraph for article in data["data"] for paragraph in article["paragraphs"]]
+    except (KeyError, TypeError) as e:
+      raise input_files.data_error(path, None, "not a SQuAD file: every entry of \"data\" "
+                                   f"needs a \"paragraphs\" list ({type(e).__name__}: {e})."
+                                   ) from None
 
 
 class MRQATask(QATask):
@@ -462,7 +478,13 @@ class MRQATask(QATask):
   def get_data_file(self, split: str) -> str:
     return os.path.join(self.config.raw_data_dir(self.name), split + ".jsonl")
 
+  def debug_data_note(self) -> str:
+    return f"first {MRQA_DEBUG_LINES} lines (header included) of each .jsonl file"
+
   def _read_paragraphs(self, split: str) -> List[dict]:
+    path = self.get_data_file(split)
+    input_files.require_file(path, self.name, split, f"Expected <data_dir>/finetuning_data/"
+                             f"{self.name}/{os.path.basename(path)} in MRQA JSONL format.")
     return list(mrqa_official_eval.read_mrqa_lines(
         self.get_data_file(split), MRQA_DEBUG_LINES if self.config.debug else None))
 

@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from finetune import feature_spec, scorer, task
+from finetune import feature_spec, input_files, scorer, task
 from finetune.tagging import tagging_metrics, tagging_utils
 from model import tokenization
 from model.modeling import Dense
@@ -82,8 +82,8 @@ def read_conll(path: str, fmt: ColumnFormat, max_sentences: Optional[int] = None
     original dropped it).
 
   Raises:
-    ValueError: a line with too few columns or a tag that is malformed or not
-      of `fmt.scheme` (file and line are named).
+    DataError: a line that is not UTF-8, has too few columns or a tag that is
+      malformed or not of `fmt.scheme` (file and line are named).
   """
   sentences: List[Sentence] = []
   sentence: List[Tuple[str, str]] = []
@@ -94,26 +94,25 @@ def read_conll(path: str, fmt: ColumnFormat, max_sentences: Optional[int] = None
       sentences.append((list(words), list(tags)))
       sentence.clear()
 
-  with open(path, encoding="utf-8") as f:
-    for line_number, line in enumerate(f, start=1):
-      if not line.strip():
-        flush()
-        if max_sentences is not None and len(sentences) > max_sentences:
-          return sentences
-        continue
-      columns = line.strip().split(fmt.delimiter)
-      if columns[0] == "-DOCSTART-":
-        continue
-      try:
-        word, tag = columns[fmt.token_column], columns[fmt.tag_column]
-        if check_tags:
-          tagging_utils.check_tag(tag, fmt.scheme or "BIOES")
-      except (IndexError, ValueError) as e:
-        detail = str(e) if isinstance(e, ValueError) else (
-            f"{len(columns)} columns, token column {fmt.token_column} / tag column "
-            f"{fmt.tag_column} requested")
-        raise ValueError(f"{path}:{line_number}: {detail}") from None
-      sentence.append((word, tag))
+  for line_number, line in input_files.read_lines(path):
+    if not line.strip():
+      flush()
+      if max_sentences is not None and len(sentences) > max_sentences:
+        return sentences
+      continue
+    columns = line.strip().split(fmt.delimiter)
+    if columns[0] == "-DOCSTART-":
+      continue
+    try:
+      word, tag = columns[fmt.token_column], columns[fmt.tag_column]
+      if check_tags:
+        tagging_utils.check_tag(tag, fmt.scheme or "BIOES")
+    except (IndexError, ValueError) as e:
+      detail = str(e) if isinstance(e, ValueError) else (
+          f"{len(columns)} columns, token column {fmt.token_column} / tag column "
+          f"{fmt.tag_column} requested")
+      raise input_files.data_error(path, line_number, detail) from None
+    sentence.append((word, tag))
   flush()  # FIX: keep a last sentence that has no trailing blank line.
   return sentences
 
@@ -202,9 +201,8 @@ class TaggingTask(task.Task):
 
   def _get_labeled_sentences(self, split: str) -> List[Sentence]:
     path = self.get_data_file(split)
-    if not os.path.isfile(path):
-      raise FileNotFoundError(f"Task {self.name}: no {split} file at {path} (CoNLL format: "
-                              "one token per line, blank lines between sentences).")
+    input_files.require_file(path, self.name, split, "Expected CoNLL format: one token per "
+                             "line, blank lines between sentences.")
     return read_conll(path, self._fmt, DEBUG_MAX_SENTENCES if self.config.debug else None,
                       check_tags=not self._is_token_level)
 
@@ -217,16 +215,20 @@ class TaggingTask(task.Task):
         examples.append(TaggingExample(i, self.name, words, tags, self._is_token_level,
                                        label_mapping))
       except KeyError as e:
-        raise ValueError(
-            f"Task {self.name}: tag {e.args[0]!r} of sentence {i} in split {split} is not in "
-            f"the label mapping {self._label_mapping_path}; delete that file to rebuild it "
-            "from the current data.") from None
+        raise input_files.data_error(
+            self.get_data_file(split), None,
+            f"task {self.name}: tag {e.args[0]!r} of sentence {i + 1} is not in the label "
+            f"mapping {self._label_mapping_path}; delete that file to rebuild it from the "
+            "current data.") from None
     return examples
 
   def _encode(self, tags: Sequence[str]) -> List[str]:
     if self._is_token_level:
       return list(tags)
     return tagging_utils.convert_tags(tags, tagging_utils.LABEL_ENCODING)
+
+  def debug_data_note(self) -> str:
+    return f"first {DEBUG_MAX_SENTENCES + 1} sentences of each file"
 
   def get_label_mapping(self, provided_split: Optional[str] = None,
                         provided_sentences: Optional[List[Sentence]] = None) -> Dict[str, int]:
@@ -318,9 +320,11 @@ class TaggingTask(task.Task):
       logger.info("eid: %d, words: %s", example.eid, " ".join(example.words))
       logger.info("tags: %s", " ".join(example.tags))
       logger.info("pieces: %s", " ".join(" ".join(t) for t in words_to_tokens))
-      for key in ("input_ids", "segment_ids", self.name + "_labels",
-                  self.name + "_labeled_positions"):
-        logger.info("%s: %s", key, " ".join(str(x) for x in features[key]))
+      lengths = {"input_ids": len(input_ids), "segment_ids": len(input_ids),
+                 self.name + "_labels": min(len(example.labels), max_seq_length),
+                 self.name + "_labeled_positions": len(tagged_positions)}
+      for key, length in lengths.items():
+        logger.info("%s: %s", key, task.format_padded(features[key], length))
     return features
 
   def create_head(self, hidden_size: int) -> "TaggingHead":

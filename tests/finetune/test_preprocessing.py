@@ -91,7 +91,10 @@ def test_cache_is_reused(tmp_path, caplog):
     ({"max_seq_length": 20}, "max_seq_length: 16 -> 20"),
     ({"do_lower_case": False}, "do_lower_case: true -> false"),
     ({"train_batch_size": 4}, "padding_batch_size: 5 -> 4"),
-    ({"double_unordered": False}, "tasks:"),
+    # A nested setting: named by its full key, both values shown (the old line cut
+    # both to the same 60-character prefix of the "tasks" dict).
+    ({"double_unordered": False}, "tasks.rte.double_unordered: true -> false; "
+                                  "tasks.sts.double_unordered: true -> false"),
     ({"seed": 3}, "shuffle_seed: 17 -> 3"),
 ], ids=["max_seq_length", "lower_case", "batch_size", "double_unordered", "seed"])
 def test_cache_rebuilt_when_settings_change(tmp_path, caplog, change, reason):
@@ -99,8 +102,10 @@ def test_cache_rebuilt_when_settings_change(tmp_path, caplog, change, reason):
   caplog.clear()
   with caplog.at_level(logging.INFO, logger="electra"):
     make_preprocessor(make_config(tmp_path, **change)).prepare_train()
-  assert "were built with different settings" in caplog.text and reason in caplog.text
-  assert CREATING in caplog.text
+  assert "were built with different settings so rebuilding: " in caplog.text
+  assert reason in caplog.text
+  assert "Writing example 0 of " in caplog.text
+  assert CREATING not in caplog.text  # no contradictory "not found" after the reason
 
 
 def test_cache_rebuilt_when_vocab_content_changes(tmp_path, caplog):
@@ -112,7 +117,8 @@ def test_cache_rebuilt_when_vocab_content_changes(tmp_path, caplog):
   caplog.clear()
   with caplog.at_level(logging.INFO, logger="electra"):
     make_preprocessor(make_config(tmp_path, vocab_file=str(vocab))).prepare_train()
-  assert "vocab_sha256:" in caplog.text and CREATING in caplog.text
+  assert "vocab_sha256:" in caplog.text and "Writing example 0 of " in caplog.text
+  assert CREATING not in caplog.text
 
 
 def test_cache_rebuilt_when_task_list_changes(tmp_path, caplog):
@@ -138,7 +144,8 @@ def test_original_metadata_without_fingerprint_is_rebuilt(tmp_path, caplog):
   caplog.clear()
   with caplog.at_level(logging.INFO, logger="electra"):
     make_preprocessor(config).prepare_train()
-  assert "have no fingerprint" in caplog.text and CREATING in caplog.text
+  assert "have no fingerprint" in caplog.text and "Writing example 0 of " in caplog.text
+  assert CREATING not in caplog.text
   assert "fingerprint" in json.load(open(metadata))
 
 

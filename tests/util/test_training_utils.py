@@ -151,7 +151,9 @@ def test_eta_rate_is_measured_from_the_first_observed_step():
   # Only steps 510 and 520 are logged; 20 steps in 5 s = 4 SPS; 480 * 0.25 = 120 s left.
   assert lines == ["510/1000 = 51.0%, SPS: 4.0, ELAP: 2, ETA: 2:02 - loss: 1.0000",
                    "520/1000 = 52.0%, SPS: 4.0, ELAP: 5, ETA: 2:00 - loss: 1.0000"]
-  assert eta.end(525) is None  # 525 is not a multiple of 10
+  # The last step is logged at the end even if it is not a multiple of 10.
+  assert eta.end(525) == "525/1000 = 52.5%, SPS: 5.0, ELAP: 5, ETA: 1:35"
+  assert lines[-1] == "525/1000 = 52.5%, SPS: 5.0, ELAP: 5, ETA: 1:35"
 
 
 def test_eta_in_eval_counts_steps_run_and_multi_step_calls():

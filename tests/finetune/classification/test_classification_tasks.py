@@ -16,6 +16,7 @@ from finetune.classification import classification_tasks as ct
 from model import modeling, tokenization
 from model.modeling import BertOutput
 from tests.conftest import TEST_DATA, UNCASED_VOCAB
+from util import cli
 from util.config_base import PathTemplate
 
 GLUE_DIR = os.path.join(TEST_DATA, "finetune", "glue")
@@ -148,7 +149,12 @@ def test_malformed_rows_are_skipped_and_counted(tmp_path, tokenizer, caplog):
     examples = task.get_examples("train")
   assert [e.eid for e in examples] == [0, 1, 2, 3, 5]  # eid = row index, gap kept.
   assert examples[-1].text_a == "the last good row ."
-  assert "Error constructing example from line 5 for task sst" in caplog.text
+  # The warning names the 1-based line of the file (header included), read back here.
+  with open(task_dir / "train.tsv", encoding="utf-8") as f:
+    bad_line = f.read().splitlines().index("a row without a label column") + 1
+  assert bad_line == 6
+  assert (f"Error constructing example from line {bad_line} of {task_dir / 'train.tsv'} "
+          "for task sst") in caplog.text
   assert "Skipped 1 malformed row(s) of 6" in caplog.text
 
 
@@ -157,7 +163,8 @@ def test_unknown_label_names_file_line_and_value(tmp_path, tokenizer):
   with open(task_dir / "dev.tsv", "a", encoding="utf-8") as f:
     f.write("1\tA is B.\tB is A.\tcontradiction\n")
   task = ct.RTE(make_config(["rte"], raw_dir=tmp_path), tokenizer)
-  with pytest.raises(ValueError, match=r"'contradiction' at .*rte/dev.tsv:3 .*entailment"):
+  with pytest.raises(cli.DataError, match=r"rte/dev.tsv:3: task rte: label 'contradiction' "
+                     r"is not one of .*entailment"):
     task.get_examples("dev")
 
 
@@ -167,9 +174,9 @@ def test_bad_regression_label(tmp_path, tokenizer, bad, message):
   with open(task_dir / "dev.tsv", "a", encoding="utf-8") as f:
     f.write("\t".join(["2", "g", "f", "y", "0", "n", "n", "A.", "B.", bad]) + "\n")
   task = ct.STS(make_config(["sts"], raw_dir=tmp_path), tokenizer)
-  with pytest.raises(ValueError, match=message) as error:
+  with pytest.raises(cli.DataError, match=message) as error:
     task.get_examples("dev")
-  assert "sts/dev.tsv:4" in str(error.value)
+  assert "sts/dev.tsv:4: " in str(error.value)
 
 
 def test_missing_task_directory(tmp_path, tokenizer):
