@@ -393,24 +393,6 @@ def test_tagging_export_needs_the_label_mapping(env, tmp_path):
 
 # ----------------------------------------------------------------------------- helpers
 
-def test_merge_hparams_explicit_values_win():
-  saved = [("a.json", {"model_size": "base", "embedding_size": 64}),
-           ("b.json", {"embedding_size": 48, "task_names": ["rte"]})]
-  merged, sources = export_model.merge_hparams({"task_names": ["sts"], "debug": True}, saved)
-  assert merged == {"model_size": "base", "embedding_size": 48, "task_names": ["sts"],
-                    "debug": True}
-  assert sources == {"model_size": "a.json", "embedding_size": "b.json",
-                     "task_names": "--hparams", "debug": "--hparams"}
-
-
-def test_saved_config_contributes_only_the_given_keys(tmp_path):
-  path = str(tmp_path / "pretrain_config.json")
-  PretrainingConfig("m", str(tmp_path), **TINY).write_json(path)
-  [(source, values)] = export_model._load_saved_config(path, ("embedding_size", "debug"))
-  assert (source, values) == (path, {"embedding_size": 26, "debug": False})
-  assert export_model._load_saved_config(str(tmp_path / "absent.json"), ("debug",)) == []
-
-
 @pytest.mark.parametrize("hparams,flag,expected", [
     ({}, None, False), ({"task_names": ["rte"]}, None, True), ({}, True, True),
     ({"task_names": ["rte"]}, False, False)], ids=["default", "task_names", "flag", "forced"])
