@@ -550,6 +550,25 @@ def test_trials_loop_forever_with_negative_num_trials(data_dir, monkeypatch, log
         "sst_like loss over 2 trials: median 0.50 - mean 0.50 - std 0.00 - min 0.50 - max 0.50\n")
 
 
+def test_cli_size_mismatch_is_one_error_line(data_dir, saved_pretrained_dir, capsys):
+  logger = logging.getLogger("electra")
+  saved = (list(logger.handlers), logger.level, logger.propagate)
+  hparams = {k: v for k, v in tiny_hparams(task_names=["sst_like"]).items()
+             if k not in ("model_hparam_overrides", "embedding_size", "init_checkpoint")}
+  hparams["model_hparam_overrides"] = {"num_hidden_layers": 3}  # The rest is inherited.
+  try:
+    code = cli.run(run_finetuning.main, ["--data-dir", data_dir, "--model-name",
+                                         "electra_saved", "--hparams", json.dumps(hparams)])
+  finally:
+    logger.handlers[:], logger.level, logger.propagate = saved
+  errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+  assert code == 2 and len(errors) == 1
+  assert errors[0].startswith(f"error: init_checkpoint {saved_pretrained_dir}/model.ckpt-1000 "
+                              "holds an encoder with")
+  assert ("num_hidden_layers 2 (the hparams give 3): set in --hparams model_hparam_overrides "
+          '{"num_hidden_layers": 2} (or leave them out') in errors[0]
+
+
 def test_trial_summaries_match_numpy(data_dir, monkeypatch):
   rng = np.random.default_rng(7)
   trials = [{"boolq": {"accuracy": float(rng.uniform(40, 90)), "loss": float(rng.uniform(0, 2))},
