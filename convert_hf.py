@@ -29,15 +29,14 @@ directory.
 safetensors, or `pytorch_model.bin` when torch is installed) and writes an
 original-format checkpoint `model.ckpt-0` (with `global_step`, without Adam
 slots, like the released checkpoints) plus `vocab.txt`, `bert_config.json`,
-`pretrain_config.json` and `hparams.json` (the size hparams to pass to
-`run_finetuning.py` / `run_pretraining.py`). A discriminator plus
+`pretrain_config.json` (where `run_finetuning.py` reads the sizes from) and
+`hparams.json` (the size hparams, e.g. for `run_pretraining.py`). A discriminator plus
 `--generator-hf-dir` gives a full pre-training checkpoint; a generator alone
 becomes a BERT-style MLM model (`electra/*` + `generator_predictions/*`).
 """
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import logging
 import os
@@ -49,8 +48,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from util import tf_startup  # noqa: F401  (first: prints TensorFlow's start-up banners once)
 import configure_finetuning
 import configure_pretraining
-import run_pretraining
-from model import checkpointing, hf_conversion
+from model import hf_conversion
+from model import model_dir as model_dir_lib
 from model.modeling import BertConfig
 from util import cli, config_base, paths, training_utils, utils
 
@@ -58,11 +57,9 @@ logger = logging.getLogger("electra")
 
 HPARAMS_FILE = "hparams.json"
 BERT_CONFIG_FILE = "bert_config.json"
-FINETUNE_CONFIG_FILE = "finetune_config.json"  # Saved next to fine-tuned checkpoints.
-# What a fine-tuned model inherits from its pre-trained model's saved config.
-SIZE_HPARAMS = ("model_size", "model_hparam_overrides", "embedding_size", "vocab_size", "debug")
-FINETUNE_HPARAMS = SIZE_HPARAMS + ("task_names", "task_configs", "do_lower_case")
-PRETRAIN_HPARAMS = tuple(run_pretraining.ARCHITECTURE_HPARAMS) + ("do_lower_case",)
+FINETUNE_HPARAMS = model_dir_lib.SIZE_HPARAMS + ("task_names", "task_configs",
+                                                 "do_lower_case")
+PRETRAIN_HPARAMS = model_dir_lib.ARCHITECTURE_HPARAMS + ("do_lower_case",)
 _SIZE_PRESETS = {256: "small", 768: "base", 1024: "large"}  # hidden size -> model_size.
 
 
@@ -70,17 +67,13 @@ _SIZE_PRESETS = {256: "small", 768: "base", 1024: "large"}  # hidden size -> mod
 # Hparams
 # ----------------------------------------------------------------------------
 
-def _load_saved(path: str, keys: Sequence[str]) -> Dict[str, Any]:
-  """`keys` of a saved config JSON (empty when there is no such file)."""
-  if not os.path.isfile(path):
-    return {}
-  saved = utils.load_json(path)
-  if not isinstance(saved, dict):
-    raise ValueError(f"Saved config {path} must hold a JSON object; fix or delete it.")
-  picked = {k: saved[k] for k in keys if k in saved}
-  if picked:
-    logger.info("Using hparams %s from %s", json.dumps(picked, sort_keys=True), path)
-  return picked
+def _saved(path: str, keys: Sequence[str]) -> model_dir_lib.Sources:
+  """`model_dir.saved_hparams`, logging what a saved config contributes."""
+  saved = model_dir_lib.saved_hparams(path, keys)
+  for source, values in saved:
+    if values:
+      logger.info("Using hparams %s from %s", json.dumps(values, sort_keys=True), source)
+  return saved
 
 
 def size_hparams(bert_config: BertConfig, embedding_size: int) -> Dict[str, Any]:
@@ -154,29 +147,6 @@ def generator_hparams(hparams: Mapping[str, Any], bert_config: BertConfig,
 # Export
 # ----------------------------------------------------------------------------
 
-def _find_vocab(candidates: Sequence[Optional[str]]) -> str:
-  for path in candidates:
-    if path and os.path.isfile(path):
-      return path
-  raise FileNotFoundError(
-      "No vocabulary found (looked for "
-      f"{', '.join(p for p in candidates if p)}); pass --vocab-file with the model's "
-      "vocab.txt.")
-
-
-def _finetuned_checkpoint(model_dir: str, checkpoint: Optional[str]) -> str:
-  """`--checkpoint`, else the only `<model_dir>_<trial>` directory with a checkpoint."""
-  if checkpoint:
-    return checkpointing.resolve_checkpoint(checkpoint)
-  candidates = sorted(d for d in glob.glob(glob.escape(model_dir) + "_*")
-                      if checkpointing.latest_checkpoint(d))
-  if len(candidates) == 1:
-    return checkpointing.resolve_checkpoint(candidates[0])
-  found = ", ".join(candidates) if candidates else "none"
-  raise FileNotFoundError(f"Pass --checkpoint with the fine-tuned model: looked for one trial "
-                          f"directory {model_dir}_<trial> with a checkpoint, found {found}.")
-
-
 def _label_names(config, task_name: str) -> List[str]:
   """Tag names by id from the tagging task's label mapping (written by fine-tuning)."""
   # Same path as finetune/tagging/tagging_tasks.TaggingTask.label_mapping_path.
@@ -194,10 +164,10 @@ def _label_names(config, task_name: str) -> List[str]:
 
 def _export_pretrained(args, hparams: Dict[str, Any]) -> Tuple[hf_conversion.HFModel, str,
                                                                 List[str], bool]:
-  model_dir = os.path.join(args.data_dir, "models", args.model_name)
-  saved = _load_saved(os.path.join(model_dir, run_pretraining.CONFIG_FILE), PRETRAIN_HPARAMS)
-  config = configure_pretraining.PretrainingConfig(args.model_name, args.data_dir,
-                                                   **{**saved, **hparams})
+  model_dir = model_dir_lib.pretrained_dir(args.data_dir, args.model_name)
+  config_path = os.path.join(model_dir, model_dir_lib.PRETRAIN_CONFIG_FILE)
+  merged, _ = model_dir_lib.merge_hparams(hparams, _saved(config_path, PRETRAIN_HPARAMS))
+  config = configure_pretraining.PretrainingConfig(args.model_name, args.data_dir, **merged)
   bert_config = training_utils.get_model_bert_config(config)
   embedding = config.embedding_size or bert_config.hidden_size  # The shared tables' width.
   has_objective = config.electra_objective or config.electric_objective
@@ -205,7 +175,8 @@ def _export_pretrained(args, hparams: Dict[str, Any]) -> Tuple[hf_conversion.HFM
     raise ValueError("electric_objective needs two_tower_generator (hparams.md §1.1), but "
                      "two_tower_generator is false (from --hparams or the saved config); "
                      "pass both in --hparams.")
-  arrays = hf_conversion.CheckpointArrays(args.checkpoint or model_dir)
+  arrays = hf_conversion.CheckpointArrays(
+      model_dir_lib.pretrained_checkpoint(model_dir, args.checkpoint))
   kwargs: Dict[str, Any] = {}
   if args.model_type == "discriminator":
     if not has_objective:
@@ -227,24 +198,25 @@ def _export_pretrained(args, hparams: Dict[str, Any]) -> Tuple[hf_conversion.HFM
         kwargs["embeddings_scope"] = "generator/embeddings"
         embedding = bert_config.hidden_size
   model = hf_conversion.to_hf(arrays, args.model_type, bert_config, embedding, **kwargs)
-  vocab = [args.vocab_file, os.path.join(model_dir, "vocab.txt"), config.vocab_file]
+  vocab = [os.path.join(model_dir, "vocab.txt"),
+           model_dir_lib.load_saved_config(config_path).get("vocab_file"), config.vocab_file]
   return model, arrays.prefix, vocab, config.do_lower_case
 
 
 def _export_finetuned(args, hparams: Dict[str, Any]) -> Tuple[hf_conversion.HFModel, str,
                                                                List[str], bool]:
-  pretrained_dir = os.path.join(args.data_dir, "models", args.model_name)
-  saved = _load_saved(os.path.join(pretrained_dir, run_pretraining.CONFIG_FILE), SIZE_HPARAMS)
   if args.task and "task_names" not in hparams:
     hparams = {**hparams, "task_names": [args.task]}
-  probe = configure_finetuning.FinetuningConfig(args.model_name, args.data_dir,
-                                                **{**saved, **hparams})
-  arrays = hf_conversion.CheckpointArrays(_finetuned_checkpoint(probe.model_dir,
-                                                                args.checkpoint))
-  saved.update(_load_saved(os.path.join(os.path.dirname(arrays.prefix), FINETUNE_CONFIG_FILE),
-                           FINETUNE_HPARAMS))
-  config = configure_finetuning.FinetuningConfig(args.model_name, args.data_dir,
-                                                 **{**saved, **hparams})
+  saved = model_dir_lib.pretrained_sources(
+      model_dir_lib.pretrained_dir(args.data_dir, args.model_name))
+  probe = configure_finetuning.FinetuningConfig(
+      args.model_name, args.data_dir, **model_dir_lib.merge_hparams(hparams, saved)[0])
+  arrays = hf_conversion.CheckpointArrays(model_dir_lib.finetuned_checkpoint(probe.model_dir,
+                                                                             args.checkpoint))
+  saved += _saved(os.path.join(os.path.dirname(arrays.prefix),
+                               model_dir_lib.FINETUNE_CONFIG_FILE), FINETUNE_HPARAMS)
+  merged, _ = model_dir_lib.merge_hparams(hparams, saved)
+  config = configure_finetuning.FinetuningConfig(args.model_name, args.data_dir, **merged)
   bert_config = training_utils.get_model_bert_config(config)
   embedding = config.embedding_size or bert_config.hidden_size
   task = args.task or config.task_names[0]
@@ -260,7 +232,7 @@ def _export_finetuned(args, hparams: Dict[str, Any]) -> Tuple[hf_conversion.HFMo
                    ", ".join(config.task_names))
   model = hf_conversion.to_hf(arrays, args.model_type, bert_config, embedding, task_name=task,
                               labels=labels)
-  return model, arrays.prefix, [args.vocab_file, config.vocab_file], config.do_lower_case
+  return model, arrays.prefix, [config.vocab_file], config.do_lower_case
 
 
 def export(args: argparse.Namespace) -> List[str]:
@@ -271,7 +243,9 @@ def export(args: argparse.Namespace) -> List[str]:
       args.model_type == "encoder" and (args.task or "task_names" in hparams))
   build = _export_finetuned if finetuned else _export_pretrained
   model, prefix, vocab_candidates, do_lower_case = build(args, hparams)
-  vocab = _find_vocab(vocab_candidates)
+  vocab = model_dir_lib.find_vocab(vocab_candidates, required=True,
+                                   hint="; pass --vocab-file with the model's vocab.txt.",
+                                   explicit=args.vocab_file or hparams.get("vocab_file"))
   utils.log_heading(f"Writing {hf_conversion.ARCHITECTURES[args.model_type]} from {prefix}")
   written = hf_conversion.save_hf_dir(args.output_dir, model, vocab, do_lower_case,
                                       args.overwrite)
@@ -365,9 +339,10 @@ def _write_import_files(output_dir: str, data_dir: str, name: str, hparams: Dict
   utils.write_json(imported.bert_config.to_dict(), os.path.join(output_dir, BERT_CONFIG_FILE))
   utils.write_json(hparams, os.path.join(output_dir, HPARAMS_FILE))
   configure_pretraining.PretrainingConfig(name, data_dir, **hparams).write_json(
-      os.path.join(output_dir, run_pretraining.CONFIG_FILE))
+      os.path.join(output_dir, model_dir_lib.PRETRAIN_CONFIG_FILE))
   if imported.labels is not None:
-    size = {k: v for k, v in hparams.items() if k in SIZE_HPARAMS + ("do_lower_case",)}
+    size = {k: v for k, v in hparams.items()
+            if k in model_dir_lib.SIZE_HPARAMS + ("do_lower_case",)}
     config = configure_finetuning.FinetuningConfig(name, data_dir, task_names=[task], **size)
     # Where fine-tuning `task` on this model reads its tag ids (tagging_tasks.py).
     relative = os.path.relpath(config.preprocessed_data_dir,
@@ -379,9 +354,8 @@ def _write_import_files(output_dir: str, data_dir: str, name: str, hparams: Dict
 
 def _log_next_steps(output_dir: str, data_dir: str, name: str, hparams: Dict[str, Any],
                     imported: hf_conversion.ImportedModel, args: argparse.Namespace) -> None:
-  size = {k: v for k, v in hparams.items() if k in SIZE_HPARAMS + ("do_lower_case",)}
   tasks = [args.task] if imported.labels is not None else ["<task>"]
-  example = json.dumps({**size, "task_names": tasks})
+  example = json.dumps({"task_names": tasks})  # Sizes: from the pretrain_config.json written.
   logger.info("Imported %s (%s) into %s with hparams %s", args.hf_dir, imported.model_type,
               output_dir, json.dumps(hparams, sort_keys=True))
   logger.info("Fine-tune with:\n  python3 run_finetuning.py --data-dir %s --model-name %s "

@@ -50,24 +50,23 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
 import json
 import logging
 import os
 import shutil
 import sys
 import tempfile
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from util import tf_startup  # noqa: F401  (first: prints TensorFlow's start-up banners once)
 import tensorflow as tf
 
 import configure_finetuning
 import configure_pretraining
-import run_pretraining
 from finetune import finetuning_model, task_builder
 from finetune.classification import classification_tasks
 from model import checkpointing, hf_conversion
+from model import model_dir as model_dir_lib
 from model.modeling import BertConfig
 from pretrain.pretrain_data import Inputs
 from pretrain.pretrain_helpers import SpecialTokenIds
@@ -80,8 +79,6 @@ INPUT_NAMES = ("input_ids", "input_mask", "segment_ids")
 SERVING_INPUT_SIGNATURE = [tf.TensorSpec([None, None], tf.int32, name=name)
                            for name in INPUT_NAMES]
 SIGNATURE_KEY = "serving_default"
-# The file run_finetuning.py saves its resolved config to, next to the checkpoints.
-FINETUNE_CONFIG_FILE = "finetune_config.json"
 # Hparams of a fine-tuning run that decide the variables' names and shapes or
 # the heads' eval-mode outputs; the rest (paths, learning rate, ...) is ignored.
 FINETUNE_ARCHITECTURE_HPARAMS = (
@@ -89,9 +86,6 @@ FINETUNE_ARCHITECTURE_HPARAMS = (
     "task_names", "task_configs", "do_lower_case", "max_seq_length", "joint_prediction",
     "beam_size", "answerable_classifier", "answerable_uses_start_logits",
     "answerable_weight")
-# The size hparams a fine-tuned model inherits from its pre-trained model's config.
-PRETRAINED_SIZE_HPARAMS = ("model_size", "model_hparam_overrides", "embedding_size",
-                           "vocab_size", "debug")
 _PRETRAINED_HINT = (
     "Set the pre-training hparams of the run that wrote it in --hparams: model_size, "
     "embedding_size, model_hparam_overrides, vocab_size, and for the generator "
@@ -104,6 +98,7 @@ _FINETUNED_HINT = (
     "task_configs, model_size, embedding_size, model_hparam_overrides, vocab_size, and the "
     "QA head settings (joint_prediction, answerable_classifier, "
     "answerable_uses_start_logits).")
+_NO_VOCAB = "; the export has no vocab.txt asset"
 # Export never masks, so PretrainingModel needs no real special-token ids.
 _UNUSED_SPECIAL_IDS = SpecialTokenIds(cls_id=0, sep_id=0, mask_id=0)
 Forward = Callable[[tf.Tensor, tf.Tensor, tf.Tensor], Dict[str, tf.Tensor]]
@@ -169,33 +164,6 @@ class ServingModule(tf.Module):
 # Hparams
 # ----------------------------------------------------------------------------
 
-def merge_hparams(cli_hparams: Mapping[str, Any],
-                  saved: Sequence[Tuple[str, Mapping[str, Any]]]
-                  ) -> Tuple[Dict[str, Any], Dict[str, str]]:
-  """Merges saved configs and `--hparams`; later sources win, `--hparams` last.
-
-  Args:
-    cli_hparams: the parsed `--hparams`.
-    saved: (source name, hparams taken from it) pairs, lowest priority first
-      (see `_load_saved_config`).
-
-  Returns:
-    (merged hparams, {hparam: source name}) with "--hparams" as the source of
-    explicit values.
-  """
-  merged: Dict[str, Any] = {}
-  sources: Dict[str, str] = {}
-  for source, config in saved:
-    for key, value in config.items():
-      merged[key], sources[key] = value, source
-  for key, value in cli_hparams.items():
-    if key in merged and merged[key] != value:
-      logger.warning("hparam %s: --hparams value %r overrides %r from %s", key, value,
-                     merged[key], sources[key])
-    merged[key], sources[key] = value, "--hparams"
-  return merged, sources
-
-
 def _log_hparams(config: config_base.HParamsConfig, keys: Sequence[str],
                  sources: Mapping[str, str]) -> Dict[str, Any]:
   """Logs each architecture hparam with its source; returns them as JSON-able dict."""
@@ -209,16 +177,6 @@ def _log_hparams(config: config_base.HParamsConfig, keys: Sequence[str],
   return shown
 
 
-def _load_saved_config(path: str, keys: Sequence[str]) -> List[Tuple[str, Dict[str, Any]]]:
-  """[(path, its values of `keys`)] if `path` holds a saved config, else []."""
-  if not os.path.isfile(path):
-    return []
-  saved = utils.load_json(path)
-  if not isinstance(saved, dict):
-    raise ValueError(f"Saved config {path} must hold a JSON object; delete or fix it.")
-  return [(path, {key: saved[key] for key in keys if key in saved})]
-
-
 def _check_saved_bert_config(model_dir: str, bert_config: BertConfig) -> None:
   """Warns when `<model_dir>/bert_config.json` differs from the model being exported."""
   path = os.path.join(model_dir, "bert_config.json")
@@ -230,23 +188,6 @@ def _check_saved_bert_config(model_dir: str, bert_config: BertConfig) -> None:
            for key in sorted(set(saved) | set(built)) if saved.get(key) != built.get(key)]
   if diffs:
     logger.warning("The model differs from %s (%s); check --hparams.", path, "; ".join(diffs))
-
-
-def _find_vocab(candidates: Sequence[Optional[str]], vocab_size: int) -> Optional[str]:
-  """The first existing vocabulary file; warns if its size is not the model's."""
-  candidates = list(dict.fromkeys(p for p in candidates if p))
-  for path in candidates:
-    if os.path.isfile(path):
-      with open(path, encoding="utf-8") as f:
-        n_tokens = sum(1 for _ in f)
-      if n_tokens != vocab_size:
-        logger.warning("Vocabulary %s has %d tokens but the model's vocab_size is %d; "
-                       "check --hparams vocab_size / vocab_file.", path, n_tokens, vocab_size)
-      logger.info("Vocabulary: %s", path)
-      return path
-  logger.warning("No vocabulary found (looked for %s); the export has no vocab.txt asset.",
-                 ", ".join(candidates))
-  return None
 
 
 def _global_step(prefix: str) -> Optional[int]:
@@ -325,18 +266,18 @@ def build_pretrained_export(data_dir: str, model_name: str, hparams: Mapping[str
     FileNotFoundError: no checkpoint found.
     ValueError: invalid hparams or a model without the requested parts.
   """
-  model_dir = os.path.join(data_dir, "models", model_name)
-  prefix = _resolve_pretrained_checkpoint(model_dir, checkpoint)
-  config_path = os.path.join(model_dir, run_pretraining.CONFIG_FILE)
-  saved = _load_saved_config(config_path, run_pretraining.ARCHITECTURE_HPARAMS)
-  merged, sources = merge_hparams(hparams, saved)
+  model_dir = model_dir_lib.pretrained_dir(data_dir, model_name)
+  prefix = model_dir_lib.pretrained_checkpoint(model_dir, checkpoint)
+  config_path = os.path.join(model_dir, model_dir_lib.PRETRAIN_CONFIG_FILE)
+  saved = model_dir_lib.saved_hparams(config_path, model_dir_lib.ARCHITECTURE_HPARAMS)
+  merged, sources = model_dir_lib.merge_hparams(hparams, saved)
   if merged.get("mixed_precision", "off") != "off":
     logger.info("Exporting in float32 (ignoring mixed_precision=%s).",
                 merged["mixed_precision"])
   merged["mixed_precision"] = "off"
   config = configure_pretraining.PretrainingConfig(model_name, data_dir, **merged)
   utils.log_heading(f"Exporting pre-trained model {prefix}")
-  shown = _log_hparams(config, run_pretraining.ARCHITECTURE_HPARAMS, sources)
+  shown = _log_hparams(config, model_dir_lib.ARCHITECTURE_HPARAMS, sources)
   model = PretrainingModel(config, _UNUSED_SPECIAL_IDS)
   _check_saved_bert_config(model_dir, model.bert_config)
   modules = _pretrained_modules(model, include_generator)
@@ -347,9 +288,10 @@ def build_pretrained_export(data_dir: str, model_name: str, hparams: Mapping[str
   if include_generator and model.generator is not model.discriminator:
     asset_configs["generator_config.json"] = training_utils.get_generator_config(
         config, model.bert_config).to_dict()
-  saved_vocab = [c.get("vocab_file") for _, c in _load_saved_config(config_path, ["vocab_file"])]
-  vocab = _find_vocab([os.path.join(model_dir, "vocab.txt"), config.vocab_file, *saved_vocab],
-                      model.bert_config.vocab_size)
+  vocab = model_dir_lib.find_vocab(
+      [os.path.join(model_dir, "vocab.txt"),
+       model_dir_lib.load_saved_config(config_path).get("vocab_file"), config.vocab_file],
+      model.bert_config.vocab_size, hint=_NO_VOCAB, explicit=hparams.get("vocab_file"))
   info = {"kind": "pretrained", "hparams": shown,
           "hparam_sources": {k: sources.get(k, "default") for k in shown}}
   if config.electric_objective:
@@ -357,17 +299,6 @@ def build_pretrained_export(data_dir: str, model_name: str, hparams: Mapping[str
                     "P(noise) also adds log q_t + log(mask_prob / (1 - mask_prob)).")
   return ExportPlan(_pretrained_forward(model, include_generator), modules, variables,
                     prefix, model.bert_config, asset_configs, vocab, info, _PRETRAINED_HINT)
-
-
-def _resolve_pretrained_checkpoint(model_dir: str, checkpoint: Optional[str]) -> str:
-  if checkpoint:
-    return checkpointing.resolve_checkpoint(checkpoint)
-  if not os.path.isdir(model_dir):
-    raise FileNotFoundError(
-        f"Model directory {model_dir} does not exist: put the checkpoint (e.g. the unzipped "
-        "released electra_small) there, or fix --data-dir / --model-name, or pass "
-        "--checkpoint.")
-  return checkpointing.resolve_checkpoint(model_dir)
 
 
 # ----------------------------------------------------------------------------
@@ -413,20 +344,6 @@ def _finetuned_forward(model: finetuning_model.FinetuningModel, tasks) -> Forwar
   return forward
 
 
-def _resolve_finetuned_checkpoint(config, checkpoint: Optional[str]) -> str:
-  """`--checkpoint`, else the only `<tasks>_model_<trial>` dir with a checkpoint."""
-  if checkpoint:
-    return checkpointing.resolve_checkpoint(checkpoint)
-  candidates = sorted(d for d in glob.glob(glob.escape(config.model_dir) + "_*")
-                      if checkpointing.latest_checkpoint(d))
-  if len(candidates) == 1:
-    return checkpointing.resolve_checkpoint(candidates[0])
-  found = f"found {', '.join(candidates)}" if candidates else "found none"
-  raise FileNotFoundError(
-      f"Pass --checkpoint with the fine-tuned model directory or prefix: looked for one "
-      f"trial directory {config.model_dir}_<trial> with a checkpoint and {found}.")
-
-
 def _check_label_mappings(tasks) -> None:
   """Tagging heads need the label mapping the fine-tuning run wrote (no side effects)."""
   for task in tasks:
@@ -456,8 +373,8 @@ def build_finetuned_export(data_dir: str, model_name: str, hparams: Mapping[str,
     data_dir: the `--data-dir`.
     model_name: the pre-trained model's name (`<data_dir>/models/<model_name>`).
     hparams: the parsed `--hparams` (FinetuningConfig overrides, incl. task_names).
-    checkpoint: the fine-tuned model directory or prefix (see
-      `_resolve_finetuned_checkpoint` for the default).
+    checkpoint: the fine-tuned model directory or prefix (default: see
+      `model_dir.finetuned_checkpoint`).
 
   Returns:
     The ExportPlan.
@@ -466,16 +383,14 @@ def build_finetuned_export(data_dir: str, model_name: str, hparams: Mapping[str,
     FileNotFoundError: no checkpoint, or a tagging label mapping is missing.
     ValueError: invalid hparams or tasks.
   """
-  pretrained_dir = os.path.join(data_dir, "models", model_name)
-  saved = _load_saved_config(os.path.join(pretrained_dir, run_pretraining.CONFIG_FILE),
-                             PRETRAINED_SIZE_HPARAMS)
-  probe = configure_finetuning.FinetuningConfig(model_name, data_dir,
-                                                **merge_hparams(hparams, saved)[0])
-  prefix = _resolve_finetuned_checkpoint(probe, checkpoint)
-  keys = PRETRAINED_SIZE_HPARAMS + FINETUNE_ARCHITECTURE_HPARAMS
-  saved += _load_saved_config(os.path.join(os.path.dirname(prefix), FINETUNE_CONFIG_FILE),
-                              keys)
-  merged, sources = merge_hparams(hparams, saved)
+  saved = model_dir_lib.pretrained_sources(model_dir_lib.pretrained_dir(data_dir, model_name))
+  probe = configure_finetuning.FinetuningConfig(
+      model_name, data_dir, **model_dir_lib.merge_hparams(hparams, saved)[0])
+  prefix = model_dir_lib.finetuned_checkpoint(probe.model_dir, checkpoint)
+  keys = model_dir_lib.SIZE_HPARAMS + FINETUNE_ARCHITECTURE_HPARAMS
+  saved += model_dir_lib.saved_hparams(
+      os.path.join(os.path.dirname(prefix), model_dir_lib.FINETUNE_CONFIG_FILE), keys)
+  merged, sources = model_dir_lib.merge_hparams(hparams, saved)
   config = configure_finetuning.FinetuningConfig(model_name, data_dir, **merged)
   utils.log_heading(f"Exporting fine-tuned model {prefix}")
   shown = _log_hparams(config, keys, sources)
@@ -485,7 +400,8 @@ def build_finetuned_export(data_dir: str, model_name: str, hparams: Mapping[str,
   info = {"kind": "finetuned", "hparams": shown,
           "hparam_sources": {k: sources.get(k, "default") for k in shown},
           "tasks": {task.name: _task_info(task) for task in tasks}}
-  vocab = _find_vocab([config.vocab_file], model.bert_config.vocab_size)
+  vocab = model_dir_lib.find_vocab([config.vocab_file], model.bert_config.vocab_size,
+                                   hint=_NO_VOCAB, explicit=hparams.get("vocab_file"))
   return ExportPlan(_finetuned_forward(model, tasks), [model], model.named_variables(),
                     prefix, model.bert_config, {}, vocab, info, _FINETUNED_HINT)
 

@@ -21,7 +21,7 @@ from util import tf_startup  # noqa: F401  (first: prints TensorFlow's start-up 
 import tensorflow as tf
 
 import configure_pretraining
-from model import checkpointing, stateless_random
+from model import checkpointing, model_dir, stateless_random
 from model.optimization import ElectraOptimizer, create_pretraining_optimizer
 from pretrain import pretrain_data
 from pretrain.pretrain_metrics import PretrainingMetrics, metric_tensors
@@ -31,13 +31,9 @@ from util.training_utils import ETALogger
 
 logger = logging.getLogger("electra")
 
-CONFIG_FILE = "pretrain_config.json"
+CONFIG_FILE = model_dir.PRETRAIN_CONFIG_FILE  # pretrain_config.json
 # Hparams that fix the variables' names and shapes: a resumed run must not change them.
-ARCHITECTURE_HPARAMS = (
-    "model_size", "model_hparam_overrides", "embedding_size", "vocab_size", "debug",
-    "electra_objective", "electric_objective", "uniform_generator", "two_tower_generator",
-    "untied_generator", "untied_generator_embeddings", "generator_layers",
-    "generator_hidden_size")
+ARCHITECTURE_HPARAMS = model_dir.ARCHITECTURE_HPARAMS
 # Fold-in key of the eval seed (the train steps use key 0, util/trainer.py).
 _EVAL_SEED_KEY = 1
 
@@ -90,9 +86,7 @@ def check_saved_architecture(config: configure_pretraining.PretrainingConfig) ->
     ValueError: naming each conflicting hparam with both values.
   """
   path = os.path.join(config.model_dir, CONFIG_FILE)
-  if not os.path.exists(path):
-    return
-  saved = utils.load_json(path)
+  saved = model_dir.load_saved_config(path)
   current = config.to_dict()
   conflicts = [f"{key}: saved {saved[key]!r}, now {current[key]!r}"
                for key in ARCHITECTURE_HPARAMS

@@ -37,7 +37,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from util import tf_startup  # noqa: F401  (first: prints TensorFlow's start-up banners once)
 import configure_pretraining
-from run_pretraining import CONFIG_FILE  # pretrain_config.json, next to the checkpoints
+from model import model_dir as model_dir_lib
+from model.model_dir import PRETRAIN_CONFIG_FILE as CONFIG_FILE
 from util import cli, config_base, paths, utils
 
 logger = logging.getLogger("electra")
@@ -75,18 +76,22 @@ def load_config(data_dir: str, model_name: str,
   Raises:
     ValueError: the saved file or an override is not a valid hparam set.
   """
-  path = os.path.join(data_dir, "models", model_name, CONFIG_FILE)
-  saved: Dict[str, Any] = {}
-  if os.path.exists(path):
-    saved = utils.load_json(path)
+  model_dir = model_dir_lib.pretrained_dir(data_dir, model_name)
+  path = os.path.join(model_dir, CONFIG_FILE)
+  saved = model_dir_lib.load_saved_config(path)
+  if saved:
     derived = configure_pretraining.PretrainingConfig._DERIVED  # noqa: SLF001
     saved = {k: v for k, v in saved.items() if k not in derived and k not in _RECOMPUTED}
-    if "vocab_file" in saved and not os.path.exists(saved["vocab_file"]):
-      logger.info("Saved vocab_file %s does not exist; using the --data-dir default.",
-                  saved.pop("vocab_file"))
     logger.info("Hparams from %s", path)
   else:
     logger.info("No %s: using the default hparams and --hparams.", path)
+  # The vocabulary: --hparams, the model dir's vocab.txt, the saved one, the --data-dir one.
+  vocab = model_dir_lib.find_vocab([os.path.join(model_dir, "vocab.txt"),
+                                    saved.pop("vocab_file", None),
+                                    os.path.join(data_dir, "vocab.txt")],
+                                   explicit=overrides.get("vocab_file"))
+  if vocab is not None:
+    saved["vocab_file"] = vocab
   try:
     return configure_pretraining.PretrainingConfig(model_name, data_dir,
                                                    **{**saved, **overrides})
@@ -109,12 +114,7 @@ def build_scorer(config: configure_pretraining.PretrainingConfig, method: str,
   from pretrain import scoring
   from pretrain.pretraining_model import PretrainingModel
 
-  path = checkpoint or config.model_dir
-  if checkpoint is None and not os.path.isdir(config.model_dir):
-    raise FileNotFoundError(f"No model directory {config.model_dir}: train the model with "
-                            "run_pretraining.py first, check --data-dir / --model-name, or "
-                            "pass --checkpoint.")
-  prefix = checkpointing.resolve_checkpoint(path)
+  prefix = model_dir_lib.pretrained_checkpoint(config.model_dir, checkpoint)
   if not os.path.exists(config.vocab_file):
     raise FileNotFoundError(f"Vocab file {config.vocab_file} does not exist: put the model's "
                             "vocab.txt in --data-dir or pass --hparams '{\"vocab_file\": ...}'.")

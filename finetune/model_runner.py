@@ -41,6 +41,7 @@ from finetune import finetuning_model, preprocessing
 from finetune import task as task_lib
 from finetune.classification import classification_tasks
 from model import checkpointing, tokenization
+from model.model_dir import FINETUNE_CONFIG_FILE
 from model.optimization import create_finetuning_optimizer
 from util import cli, training_utils
 from util import trainer as trainer_lib
@@ -49,7 +50,7 @@ from util import utils
 logger = logging.getLogger("electra")
 
 LOG_EVERY = 10  # cli.md §4: the fine-tuning ETA hook logs every 10 global steps.
-CONFIG_FILE = "finetuning_config.json"
+CONFIG_FILE = FINETUNE_CONFIG_FILE  # Read back by export_model.py and convert_hf.py.
 # finetune.md §8: tasks whose test predictions the original writes.
 GLUE_TEST_TASKS = ("cola", "mrpc", "mnli", "sst", "rte", "qnli", "qqp", "sts")
 SQUAD_TEST_TASK = "squad"

@@ -20,7 +20,7 @@ import tensorflow as tf
 import export_model
 from configure_finetuning import FinetuningConfig
 from configure_pretraining import PretrainingConfig
-from finetune import finetuning_model, task_builder
+from finetune import finetuning_model, model_runner, task_builder
 from model import checkpointing, hf_conversion, tokenization
 from pretrain.pretrain_helpers import SpecialTokenIds
 from pretrain.pretraining_model import PretrainingModel
@@ -387,6 +387,20 @@ def test_finetuned_checkpoint_must_be_found(env, tmp_path):
                               {"task_names": ["rte"]}, include_generator=True)
 
 
+def test_finetuned_export_reads_the_runs_finetuning_config(env, tmp_path):
+  # run_finetuning.py saves its config next to the trial's checkpoints (ModelRunner.train).
+  trial_dir = str(tmp_path / "rte_model_1")
+  shutil.copytree(env["ft_dir"], trial_dir)
+  FinetuningConfig("m", env["data_dir"], task_names=["rte"], max_seq_length=48,
+                   model_hparam_overrides=OVERRIDES, embedding_size=26).write_json(
+                       os.path.join(trial_dir, model_runner.CONFIG_FILE))
+  plan = export_model.build_finetuned_export(env["data_dir"], "m", {}, checkpoint=trial_dir)
+  sources = plan.info["hparam_sources"]
+  assert sources["task_names"] == os.path.join(trial_dir, "finetuning_config.json")
+  assert plan.info["hparams"]["max_seq_length"] == 48
+  assert sources["embedding_size"] == os.path.join(trial_dir, "finetuning_config.json")
+
+
 def test_tagging_export_needs_the_label_mapping(env, tmp_path):
   with pytest.raises(FileNotFoundError, match="chunk_label_mapping.pkl"):
     export_model.export_model(env["data_dir"], "m", str(tmp_path / "o"),
@@ -394,24 +408,6 @@ def test_tagging_export_needs_the_label_mapping(env, tmp_path):
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def test_merge_hparams_explicit_values_win():
-  saved = [("a.json", {"model_size": "base", "embedding_size": 64}),
-           ("b.json", {"embedding_size": 48, "task_names": ["rte"]})]
-  merged, sources = export_model.merge_hparams({"task_names": ["sts"], "debug": True}, saved)
-  assert merged == {"model_size": "base", "embedding_size": 48, "task_names": ["sts"],
-                    "debug": True}
-  assert sources == {"model_size": "a.json", "embedding_size": "b.json",
-                     "task_names": "--hparams", "debug": "--hparams"}
-
-
-def test_saved_config_contributes_only_the_given_keys(tmp_path):
-  path = str(tmp_path / "pretrain_config.json")
-  PretrainingConfig("m", str(tmp_path), **TINY).write_json(path)
-  [(source, values)] = export_model._load_saved_config(path, ("embedding_size", "debug"))
-  assert (source, values) == (path, {"embedding_size": 26, "debug": False})
-  assert export_model._load_saved_config(str(tmp_path / "absent.json"), ("debug",)) == []
-
 
 @pytest.mark.parametrize("hparams,flag,expected", [
     ({}, None, False), ({"task_names": ["rte"]}, None, True), ({}, True, True),

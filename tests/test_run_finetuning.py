@@ -24,10 +24,12 @@ import tensorflow as tf
 
 import run_finetuning
 from configure_finetuning import FinetuningConfig
+from configure_pretraining import PretrainingConfig
 from finetune import finetuning_model, task_builder
 from finetune.model_runner import ModelRunner, trial_seed
 from model import checkpointing
 from tests.conftest import TEST_DATA, UNCASED_VOCAB
+from util import cli
 
 FINETUNE_DATA = os.path.join(TEST_DATA, "finetune")
 TINY_MODEL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -94,6 +96,18 @@ def data_dir(tmp_path_factory):
   return str(root)
 
 
+def numpy_summary_lines(results, keys):
+  """The expected summary lines, statistics computed with numpy (std: ddof 1)."""
+  lines = []
+  for task, metric in keys:
+    values = np.array([r[task][metric] for r in results], dtype=np.float64)
+    stats = [("median", np.median(values)), ("mean", values.mean()),
+             ("std", values.std(ddof=1)), ("min", values.min()), ("max", values.max())]
+    lines.append(f"{task} {metric} over {len(values)} trials: "
+                 + " - ".join(f"{name} {value:.2f}" for name, value in stats))
+  return lines
+
+
 def make_config(data_dir, model_name="electra_test", **hparams):
   return FinetuningConfig(model_name, data_dir, **tiny_hparams(**hparams))
 
@@ -137,7 +151,10 @@ def test_multitask_two_trials_results_files(multitask_run):
     text_lines = f.read().splitlines()
   expected = [f"{task}: accuracy: {r[task]['accuracy']:.2f} - loss: {r[task]['loss']:.2f}"
               for r in results for task in ("boolq", "sst_like")]
-  assert text_lines == expected
+  assert text_lines[:4] == expected
+  assert text_lines[4:] == numpy_summary_lines(results, [("boolq", "accuracy"), ("boolq", "loss"),
+                                                         ("sst_like", "accuracy"),
+                                                         ("sst_like", "loss")])
   # 12 boolq and 10 sst_like dev rows: accuracies are multiples of 100/12 and 100/10.
   for r in results:
     assert round(r["boolq"]["accuracy"] * 12 / 100, 6).is_integer()
@@ -302,13 +319,52 @@ def test_init_from_pretrained_loads_encoder_only(data_dir, pretrained_dir, log_l
   assert any("in the checkpoint but not in the model, ignored" in line for line in log_lines)
 
 
-def test_init_checkpoint_model_size_mismatch_error(data_dir, pretrained_dir):
+def test_init_checkpoint_model_size_mismatch_error(data_dir, pretrained_dir, log_lines):
   config = make_config(data_dir, "electra_pre", task_names=["sst_like"],
                        init_checkpoint=pretrained_dir,
                        model_hparam_overrides=dict(TINY_MODEL, hidden_size=48))
-  with pytest.raises(ValueError, match="model_size") as error:
+  with pytest.raises(cli.UsageError) as error:
     run_finetuning.run_finetuning(config)
-  assert "checkpoint [16, 32] vs model [16, 48]" in str(error.value)
+  prefix = os.path.join(pretrained_dir, "model.ckpt-1000")
+  # One line naming the hparam to set; nothing was featurized.
+  assert str(error.value) == (
+      f"init_checkpoint {prefix} holds an encoder with hidden_size 32 (the hparams give 48): "
+      "set in --hparams model_hparam_overrides {\"hidden_size\": 32}.")
+  assert "Config: model=electra_pre, trial 1/1" in log_lines
+  assert not any(line.startswith("Loading dataset") for line in log_lines)
+
+
+@pytest.fixture(scope="module")
+def saved_pretrained_dir(data_dir, pretrained_dir):
+  """`pretrained_dir`'s checkpoint plus the pretrain_config.json of a run of its sizes."""
+  directory = os.path.join(data_dir, "models", "electra_saved")
+  shutil.copytree(pretrained_dir, directory)
+  config = PretrainingConfig("electra_saved", data_dir, model_hparam_overrides=TINY_MODEL,
+                             embedding_size=16, vocab_size=30522)
+  config.write_json(os.path.join(directory, "pretrain_config.json"))
+  return directory
+
+
+def test_finetuning_inherits_the_pretrained_sizes(data_dir, saved_pretrained_dir, log_lines):
+  hparams = {k: v for k, v in tiny_hparams(task_names=["sst_like"]).items()
+             if k not in ("model_hparam_overrides", "embedding_size", "init_checkpoint")}
+  # What main() does after parsing the flags.
+  results = run_finetuning.run_finetuning(
+      run_finetuning.build_config(data_dir, "electra_saved", hparams))
+  assert list(results[0]["sst_like"]) == ["accuracy", "loss"]
+  path = os.path.join(saved_pretrained_dir, "pretrain_config.json")
+  inherited = [line for line in log_lines if line.startswith("Using the pre-trained model's")]
+  assert len(inherited) == 1 and inherited[0].endswith(
+      f"from {path} (set them in --hparams to override)")
+  assert "embedding_size 16" in inherited[0] and '"hidden_size": 32' in inherited[0]
+  assert any(line.startswith(f"Restored 39 variables from {saved_pretrained_dir}/model.ckpt-1000")
+             for line in log_lines)
+  # Explicit sizes win; a mismatch names the hparam and where the saved sizes are.
+  with pytest.raises(cli.UsageError) as error:
+    run_finetuning.run_finetuning(run_finetuning.build_config(
+        data_dir, "electra_saved", {**hparams, "embedding_size": 8}))
+  assert "embedding_size 16 (the hparams give 8): set in --hparams embedding_size 16 (or " \
+      f"leave them out: the sizes saved in {path} apply" in str(error.value)
 
 
 def test_missing_init_checkpoint_error(data_dir):
@@ -488,8 +544,70 @@ def test_trials_loop_forever_with_negative_num_trials(data_dir, monkeypatch, log
   assert not os.path.exists(calls[0][0]) and not os.path.exists(calls[1][0])
   assert log_lines.count("Start training: model=electra_loop, trial 1/-1") == 2
   with open(config.results_txt, encoding="utf-8") as f:
-    assert f.read() == ("sst_like: accuracy: 51.00 - loss: 0.50\n"
-                        "sst_like: accuracy: 52.00 - loss: 0.50\n")
+    assert f.read() == (
+        "sst_like: accuracy: 51.00 - loss: 0.50\n"
+        "sst_like: accuracy: 52.00 - loss: 0.50\n"
+        "sst_like accuracy over 2 trials: median 51.50 - mean 51.50 - std 0.71 - min 51.00 - "
+        "max 52.00\n"
+        "sst_like loss over 2 trials: median 0.50 - mean 0.50 - std 0.00 - min 0.50 - max 0.50\n")
+
+
+def test_cli_size_mismatch_is_one_error_line(data_dir, saved_pretrained_dir, capsys):
+  logger = logging.getLogger("electra")
+  saved = (list(logger.handlers), logger.level, logger.propagate)
+  hparams = {k: v for k, v in tiny_hparams(task_names=["sst_like"]).items()
+             if k not in ("model_hparam_overrides", "embedding_size", "init_checkpoint")}
+  hparams["model_hparam_overrides"] = {"num_hidden_layers": 3}  # The rest is inherited.
+  try:
+    code = cli.run(run_finetuning.main, ["--data-dir", data_dir, "--model-name",
+                                         "electra_saved", "--hparams", json.dumps(hparams)])
+  finally:
+    logger.handlers[:], logger.level, logger.propagate = saved
+  errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+  assert code == 2 and len(errors) == 1
+  assert errors[0].startswith(f"error: init_checkpoint {saved_pretrained_dir}/model.ckpt-1000 "
+                              "holds an encoder with")
+  assert ("num_hidden_layers 2 (the hparams give 3): set in --hparams model_hparam_overrides "
+          '{"num_hidden_layers": 2} (or leave them out') in errors[0]
+
+
+def test_trial_summaries_match_numpy(data_dir, monkeypatch):
+  rng = np.random.default_rng(7)
+  trials = [{"boolq": {"accuracy": float(rng.uniform(40, 90)), "loss": float(rng.uniform(0, 2))},
+             "sst_like": {"accuracy": float(rng.uniform(40, 90)),
+                          "loss": float(rng.uniform(0, 2))}} for _ in range(5)]
+  written = []
+
+  class FakeRunner:
+    def __init__(self, config, tasks, model_dir, trial, strategy, preprocessor):
+      self.trial = trial
+
+    def train(self):
+      pass
+
+    def evaluate(self):
+      written.append(self.trial)
+      return trials[self.trial - 1]
+
+  monkeypatch.setattr(run_finetuning, "ModelRunner", FakeRunner)
+  config = make_config(data_dir, "electra_summary", task_names=["boolq", "sst_like"],
+                       num_trials=5)
+  assert run_finetuning.run_finetuning(config) == trials
+  with open(config.results_txt, encoding="utf-8") as f:
+    lines = f.read().splitlines()
+  assert len(lines) == 10 + 4
+  assert lines[:10] == [f"{task}: accuracy: {t[task]['accuracy']:.2f} - loss: "
+                        f"{t[task]['loss']:.2f}" for t in trials for task in ("boolq", "sst_like")]
+  assert lines[10:] == numpy_summary_lines(trials, [("boolq", "accuracy"), ("boolq", "loss"),
+                                                    ("sst_like", "accuracy"),
+                                                    ("sst_like", "loss")])
+  with open(config.results_pkl, "rb") as f:
+    assert pickle.load(f) == trials  # The per-trial records only, as the original.
+  # One trial: no summary.
+  one = make_config(data_dir, "electra_summary1", task_names=["boolq", "sst_like"])
+  run_finetuning.write_results(one, trials[:1])
+  with open(one.results_txt, encoding="utf-8") as f:
+    assert len(f.read().splitlines()) == 2
 
 
 def test_main_parses_flags_and_hparams_file(data_dir, tmp_path):

@@ -209,7 +209,7 @@ def test_cli_errors(data_dir, capsys, tmp_path):
   texts.write_text("Call me Ishmael.\n", encoding="utf-8")
   out = tmp_path / "out.jsonl"
   base = ["--data-dir", root, "--input", texts, "--output", out]
-  assert "No model directory" in _error(capsys, *base, "--model-name", "missing")
+  assert "Model directory" in _error(capsys, *base, "--model-name", "missing")
   assert "this is an ELECTRA model: an ELECTRA discriminator outputs P(replaced)" in _error(
       capsys, *base, "--model-name", "electra", "--method", "electric")
   assert "two-tower cloze model: use --method electric" in _error(
