@@ -1,4 +1,5 @@
 """Shared fixtures: repository paths, the real vocab, real text slices, tiny configs."""
+import logging
 import os
 
 import pytest
@@ -9,6 +10,16 @@ UNCASED_VOCAB = os.path.join(REPO_ROOT, "data", "vocab", "uncased_vocab.txt")
 SAMPLE_CORPUS = os.path.join(REPO_ROOT, "data", "corpus", "moby_dick.txt")
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(autouse=True)
+def _reset_electra_logger():
+  """Undoes a script main()'s `utils.setup_logging` (also from module fixtures) so that
+  every test starts with the library's default: records propagate to caplog."""
+  logger = logging.getLogger("electra")
+  logger.propagate, logger.level = True, logging.NOTSET
+  logger.handlers[:] = []
+  yield
 
 
 @pytest.fixture(scope="session")
