@@ -526,8 +526,10 @@ class Trainer:
         if not saved:
           self.save(iterator)
         writer.flush()
-        raise TrainingStopped(f"{stop.name}: stopped at global step {step} after saving a "
-                              f"checkpoint in {settings.model_dir}; re-run to resume.")
+        message = (f"{stop.name}: stopped at global step {step} after saving a checkpoint "
+                   f"in {settings.model_dir}; re-run to resume.")
+        logger.warning("%s", message)
+        raise TrainingStopped(message)
     eta.end(step)
     writer.flush()
     return last
