@@ -32,7 +32,7 @@ from finetune import glue_submission, preprocessing, task_builder
 from finetune.model_runner import (ModelRunner, check_model_settings, prepare_inputs,
                                    resolve_init_checkpoint)
 from model import model_dir as model_dir_lib
-from util import cli, config_base, trainer as trainer_lib, training_utils, utils
+from util import cli, config_base, locking, trainer as trainer_lib, training_utils, utils
 
 logger = logging.getLogger("electra")
 
@@ -164,10 +164,9 @@ def run_finetuning(config: configure_finetuning.FinetuningConfig,
     FileNotFoundError: missing task data or `init_checkpoint` (before any training).
     DataError: a malformed input file, naming file and line (before any training).
     ValueError: invalid settings (see `ModelRunner`, `check_model_settings`).
+    util.locking.LockedError: another process fine-tunes the same tasks of this model.
   """
-  results: Results = []
-  trial = 1
-  heading_info = f"model={config.model_name}, trial {trial}/{config.num_trials}"
+  heading_info = f"model={config.model_name}, trial 1/{config.num_trials}"
 
   def heading(message: str) -> None:
     utils.log_heading(f"{message}: {heading_info}")  # cli.md §4: always "trial 1/<n>"
@@ -184,7 +183,19 @@ def run_finetuning(config: configure_finetuning.FinetuningConfig,
   # Every input file is read (and featurized) before the first training step, so
   # that a bad dev/test file fails now rather than after training.
   prepare_inputs(config, tasks, preprocessor)
+  if not config.do_train or (strategy is not None and not trainer_lib.is_chief(strategy)):
+    return _run_trials(config, tasks, preprocessor, strategy, heading)
+  # One fine-tuning of these tasks per model at a time: the trial dirs are re-created.
+  with locking.exclusive_lock(config.model_dir + ".lock",
+                              f"fine-tuning model dir {config.model_dir}_<trial>"):
+    return _run_trials(config, tasks, preprocessor, strategy, heading)
 
+
+def _run_trials(config: configure_finetuning.FinetuningConfig, tasks, preprocessor,
+                strategy: Optional[tf.distribute.Strategy], heading) -> Results:
+  """The trial loop of `run_finetuning`."""
+  results: Results = []
+  trial = 1
   while config.num_trials < 0 or trial <= config.num_trials:
     model_dir = f"{config.model_dir}_{trial}"
     if config.do_train:
@@ -221,7 +232,8 @@ def main(argv: Optional[list] = None) -> Results:
   hparams = config_base.parse_hparams(args.hparams)
   config = build_config(args.data_dir, args.model_name, hparams)
   strategy = trainer_lib.make_strategy(config.distribution_strategy, config.tpu_name,
-                                       config.tpu_zone, config.gcp_project)
+                                       config.tpu_zone, config.gcp_project,
+                                       worker_startup_timeout_s=config.worker_startup_timeout_s)
   logger.info(trainer_lib.describe_devices(strategy))
   return run_finetuning(config, strategy)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from typing import Dict, Optional
 
@@ -26,7 +27,7 @@ from model.optimization import ElectraOptimizer, create_pretraining_optimizer
 from pretrain import pretrain_data
 from pretrain.pretrain_metrics import PretrainingMetrics, metric_tensors
 from pretrain.pretraining_model import PretrainingModel
-from util import cli, config_base, trainer as trainer_lib, utils
+from util import cli, config_base, locking, trainer as trainer_lib, utils
 from util.training_utils import ETALogger
 
 logger = logging.getLogger("electra")
@@ -105,7 +106,6 @@ def train(config: configure_pretraining.PretrainingConfig,
     The last logged scalars ({} when the run had already finished).
   """
   utils.log_heading("Running training")
-  check_saved_architecture(config)
   num_replicas = strategy.num_replicas_in_sync if strategy is not None else 1
   per_replica = trainer_lib.check_batch_divisibility(
       config.train_batch_size, num_replicas, config.grad_accumulation_steps)
@@ -114,14 +114,98 @@ def train(config: configure_pretraining.PretrainingConfig,
   model, optimizer = build_model(config, strategy)
   trainer = make_trainer(config, model, optimizer, strategy)
   trainer.restore_or_initialize()
-  if trainer.is_chief:
-    _write_json_if_changed(config.to_dict(), os.path.join(config.model_dir, CONFIG_FILE))
-    _write_json_if_changed(model.bert_config.to_dict(),
-                           os.path.join(config.model_dir, "bert_config.json"))
   dataset = pretrain_data.get_dataset(config.pretrain_tfrecords, config.max_seq_length,
                                       config.train_batch_size, is_training=True,
                                       seed=config.seed)
-  return trainer.train(dataset)
+
+  def write_configs() -> None:  # only once training starts: a failed run leaves them as they were
+    if trainer.is_chief:
+      _write_json_if_changed(config.to_dict(), os.path.join(config.model_dir, CONFIG_FILE))
+      _write_json_if_changed(model.bert_config.to_dict(),
+                             os.path.join(config.model_dir, "bert_config.json"))
+  try:
+    return trainer.train(dataset, on_start=write_configs)
+  except tf.errors.DataLossError as e:  # the interleaved reader does not name the file
+    corrupt = pretrain_data.find_corrupt_shard(
+        pretrain_data.get_input_files(config.pretrain_tfrecords))
+    if corrupt is None:
+      raise
+    raise corrupt from e
+
+
+def check_training_inputs(config: configure_pretraining.PretrainingConfig) -> None:
+  """Everything a training run needs, checked before anything is written or deleted.
+
+  Raises:
+    FileNotFoundError: no tfrecords match, or no vocab file.
+    util.cli.DataError: the tfrecords are empty or their first record unreadable.
+    ValueError: another max_seq_length, or (not debug) a saved run with another
+      architecture.
+  """
+  files = pretrain_data.get_input_files(config.pretrain_tfrecords)
+  pretrain_data.check_sequence_length(files, config.max_seq_length, config.pretrain_tfrecords)
+  if not os.path.isfile(config.vocab_file):
+    raise FileNotFoundError(f"No vocab file at {config.vocab_file} (hparam vocab_file).")
+  if not config.debug:
+    check_saved_architecture(config)
+
+
+# What a pre-training run writes into its model dir: a debug run may delete only these.
+_RUN_FILE_RE = re.compile(
+    r"checkpoint|pretrain_config\.json|bert_config\.json|events\.out\.tfevents\..*"
+    r"|model\.ckpt-\d+(\.trainer_state)?\.(index|meta|data-\d{5}-of-\d{5})|\.tmp-.*")
+_RUN_SUBDIRS = {"results": re.compile(r"unsup_results\.(txt|pkl)|\.tmp-.*"),
+                "eval": re.compile(r"events\.out\.tfevents\..*")}
+
+
+def wipe_debug_run(config: configure_pretraining.PretrainingConfig) -> None:
+  """The original's debug-mode `rmkdir(model_dir)`, refusing to delete anything not ours.
+
+  Deletes the model dir's contents only if everything in it is what a debug
+  pre-training run writes: checkpoints `model.ckpt-<n>.*`, `checkpoint`, the
+  two config JSONs, TensorBoard events, `results/unsup_results.*`, `eval/`
+  events and hidden temporaries; and its `pretrain_config.json` says
+  `"debug": true` whenever it holds checkpoints. Anything else (a non-debug
+  run, `finetuning_models/`, a released checkpoint, a user's file) stops the
+  run with a message; the lock file is kept.
+
+  Raises:
+    util.cli.UsageError: the dir holds something a debug run may not delete.
+  """
+  directory = config.model_dir
+  entries = sorted(e for e in os.listdir(directory) if e != locking.LOCK_FILENAME)
+  if not entries:
+    return
+  how = (f"Debug runs start by deleting their model dir; use another --model-name for the "
+         f"debug run, or delete {directory} yourself if you no longer need it.")
+  foreign = [e for e in entries if not _is_run_file(directory, e)]
+  if foreign:
+    raise cli.UsageError(f"Not deleting {directory} for a debug run: it holds "
+                         f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which "
+                         f"a debug pre-training run does not write. {how}")
+  saved_config = os.path.join(directory, CONFIG_FILE)
+  saved_debug = utils.load_json(saved_config).get("debug") if os.path.exists(saved_config) else None
+  if saved_debug is not True and any(e.startswith("model.ckpt-") for e in entries):
+    state = ("debug: false" if saved_debug is False
+             else f"no {CONFIG_FILE} saying debug: true")
+    raise cli.UsageError(f"Not deleting {directory} for a debug run: it holds a non-debug run "
+                         f"({state}). {how}")
+  logger.info("debug: deleting the previous debug run in %s (%d entries)", directory,
+              len(entries))
+  for entry in entries:
+    utils.rmrf(os.path.join(directory, entry))
+
+
+def _is_run_file(directory: str, entry: str) -> bool:
+  path = os.path.join(directory, entry)
+  if os.path.islink(path):
+    return False
+  if os.path.isdir(path):
+    pattern = _RUN_SUBDIRS.get(entry)
+    return pattern is not None and all(
+        pattern.fullmatch(name) and os.path.isfile(os.path.join(path, name))
+        and not os.path.islink(os.path.join(path, name)) for name in os.listdir(path))
+  return _RUN_FILE_RE.fullmatch(entry) is not None
 
 
 def checkpoint_global_step(prefix: str) -> int:
@@ -146,13 +230,14 @@ def evaluate(config: configure_pretraining.PretrainingConfig) -> Dict[str, float
     FileNotFoundError: `model_dir` has no checkpoint.
   """
   utils.log_heading("Running evaluation")
-  latest = checkpointing.latest_checkpoint(config.model_dir)
-  if latest is None:
+  if checkpointing.latest_checkpoint(config.model_dir) is None:
     raise FileNotFoundError(
         f"No checkpoint to evaluate in {config.model_dir}: train first, or pass the "
         "--model-name of a directory with a `checkpoint` file.")
   model, _ = build_model(config, with_optimizer=False)
-  checkpointing.restore_checkpoint(latest, model.named_variables())
+  latest = checkpointing.restore_latest_intact(
+      config.model_dir, lambda prefix: checkpointing.restore_checkpoint(
+          prefix, model.named_variables())).path
   global_step = checkpoint_global_step(latest)
   dataset = pretrain_data.get_dataset(config.pretrain_tfrecords, config.max_seq_length,
                                       config.eval_batch_size, is_training=False,
@@ -208,13 +293,16 @@ def write_results(config: configure_pretraining.PretrainingConfig,
 def train_or_eval(config: configure_pretraining.PretrainingConfig) -> Dict[str, float]:
   """The original's entry point: train or evaluate, per `do_train` / `do_eval`.
 
+  Training checks its inputs first, then locks the model dir
+  (`util.locking`), then (debug only) deletes the previous debug run
+  (`wipe_debug_run`), then trains.
+
   Raises:
     ValueError: not exactly one of do_train / do_eval, or invalid hparams.
+    util.locking.LockedError: another trainer uses the model dir.
   """
   if config.do_train == config.do_eval:
     raise ValueError("Exactly one of `do_train` or `do_eval` must be True.")
-  if config.debug and config.do_train:
-    utils.rmkdir(config.model_dir)
   utils.log_heading("Config:")
   for line in config.dump_lines():
     logger.info(line)
@@ -223,12 +311,21 @@ def train_or_eval(config: configure_pretraining.PretrainingConfig) -> Dict[str, 
     tf.random.set_seed(config.seed)  # the variable initializers
   if not config.do_train:
     return evaluate(config)
+  check_training_inputs(config)
   strategy = trainer_lib.make_strategy(config.distribution_strategy, config.tpu_name,
-                                       config.tpu_zone, config.gcp_project)
+                                       config.tpu_zone, config.gcp_project,
+                                       worker_startup_timeout_s=config.worker_startup_timeout_s)
   logger.info("%s; compute dtype %s; XLA %s", trainer_lib.describe_devices(strategy),
               trainer_lib.compute_dtype(config.mixed_precision).name,
               "on" if config.use_xla else "off")
-  return train(config, strategy)
+  if not trainer_lib.is_chief(strategy):
+    return train(config, strategy)
+  # One trainer per model dir; taken before the debug wipe, which keeps the lock file.
+  with locking.exclusive_lock(os.path.join(config.model_dir, locking.LOCK_FILENAME),
+                              f"model dir {config.model_dir}"):
+    if config.debug:
+      wipe_debug_run(config)
+    return train(config, strategy)
 
 
 def _write_json_if_changed(obj: dict, path: str) -> None:

@@ -318,7 +318,12 @@ class ModelRunner:
       logger.warning("init_checkpoint is null: the encoder starts from a random "
                      "initialization (no pre-trained weights).")
       return None
-    report = checkpointing.restore_checkpoint(init_checkpoint, variables, partial=True)
+    try:
+      report = checkpointing.restore_checkpoint(init_checkpoint, variables, partial=True)
+    except checkpointing.CorruptCheckpointError as e:
+      # Never swapped silently for another checkpoint: say which one would load.
+      raise checkpointing.CorruptCheckpointError(
+          checkpointing.corrupt_checkpoint_advice(e, "init_checkpoint"), e.prefix) from e
     missing_encoder = [name for name in report.missing if name.startswith("electra/")]
     if missing_encoder:
       logger.warning(

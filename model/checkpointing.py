@@ -33,11 +33,11 @@ import logging
 import os
 import re
 import uuid
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from util import utils
+from util import cli, utils
 
 _LOGGER = logging.getLogger("electra")
 
@@ -50,10 +50,37 @@ _TMP_PREFIX = ".tmp-"
 _DATA_SUFFIX = ".data-00000-of-00001"
 _DATA_FILE_RE = re.compile(r"\.data-\d{5}-of-\d{5}$")
 _MANAGED_RE = re.compile(re.escape(CHECKPOINT_BASENAME) + r"-(\d+)$")
+# The files of a managed checkpoint and its sidecar.
+_MANAGED_FILE_RE = re.compile(
+    re.escape(CHECKPOINT_BASENAME) + r"-(\d+)(?:" + re.escape(TRAINER_STATE_SUFFIX)
+    + r")?\.(?:index|meta|data-\d{5}-of-\d{5})")
 _STEP_RE = re.compile(r"-(\d+)$")
 _ADAM_SLOT_RE = re.compile(r"/adam_[mv]$")
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _RESTORE_CHUNK_BYTES = 512 * 1024 * 1024
+# What TensorFlow raises on a truncated or damaged bundle: DataLossError
+# (checksum), OutOfRangeError (short read) and plain OpError (bad index table).
+_CORRUPTION_ERRORS = (tf.errors.OpError,)
+_TF_NOISE_RE = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]")
+
+
+class CorruptCheckpointError(cli.DataError):
+  """A checkpoint's files are truncated or damaged (exit code 1 in the scripts).
+
+  Attributes:
+    prefix: the corrupt checkpoint.
+  """
+
+  def __init__(self, message: str, prefix: str):
+    super().__init__(message)
+    self.prefix = prefix
+
+
+def _corruption(prefix: str, error: Exception) -> CorruptCheckpointError:
+  detail = _TF_NOISE_RE.sub("", getattr(error, "message", "") or str(error)).strip()
+  detail = detail.splitlines()[0] if detail else type(error).__name__
+  return CorruptCheckpointError(
+      f"Checkpoint {prefix} is corrupt (truncated or damaged files: {detail}).", prefix)
 
 
 # ----------------------------------------------------------------------------
@@ -80,9 +107,19 @@ def _bundle_files(prefix: str) -> List[str]:
 
 
 def _remove_files(paths: Iterable[str]) -> None:
+  """Removes files (and directories, recursively); missing ones are skipped."""
   for path in paths:
     with contextlib.suppress(tf.errors.NotFoundError, FileNotFoundError):
-      tf.io.gfile.remove(path)
+      if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
+      else:
+        tf.io.gfile.remove(path)
+
+
+def _temporaries_of(tmp_prefix: str) -> List[str]:
+  """Everything a save under `tmp_prefix` may have left: its bundle files and TF's own
+  temporaries (`*.tempstate<n>` files, the sidecar's `<prefix>_temp/` directory)."""
+  return tf.io.gfile.glob(tmp_prefix + "*")
 
 
 def _fsync(paths: Iterable[str]) -> None:
@@ -318,13 +355,45 @@ def save_checkpoint(model_dir: str, step, variables: Dict[str, tf.Variable],
     _fsync([model_dir])
     paths, dropped = _apply_keep(model_dir, paths + [prefix], keep_checkpoint_max)
     _commit_state(model_dir, paths)
-  except Exception:  # A hard crash skips this; the next save removes the temporaries.
-    _remove_files(_bundle_files(tmp_prefix) + moved[::-1])
+  except (Exception, KeyboardInterrupt):  # A hard crash skips this; the next save cleans up.
+    # Also on disk full or Ctrl-C: TF's partly written `.tempstate` files and
+    # `_temp/` directories go too, not only complete bundle files.
+    _remove_files(_temporaries_of(tmp_prefix) + moved[::-1])
     raise
   for old in dropped:
     _LOGGER.debug("Deleting old checkpoint %s (keep_checkpoint_max=%s)", old, keep_checkpoint_max)
     _delete_checkpoint(old)
+  if keep_checkpoint_max:
+    _delete_unlisted_older(model_dir, paths)
   return prefix
+
+
+def _delete_unlisted_older(model_dir: str, kept: Sequence[str]) -> None:
+  """Deletes `model.ckpt-<n>` files older than every kept checkpoint that the state
+  file no longer lists: what a prune interrupted by a crash (kill -9) left behind.
+
+  Pruning is thereby idempotent. Only this code's `model.ckpt-<n>` names are
+  touched (never a released `electra_small` or another basename), only steps
+  below the oldest kept `model.ckpt-<n>`, and only while pruning is on
+  (`keep_checkpoint_max` > 0). Index files go first, like `_delete_checkpoint`.
+  """
+  kept_steps = [checkpoint_step(p) for p in kept if _is_managed(p, model_dir)]
+  if not kept_steps:
+    return
+  oldest_kept = min(kept_steps)
+  kept_set = set(kept)
+  stale: Dict[str, List[str]] = {}
+  for path in tf.io.gfile.glob(os.path.join(model_dir, CHECKPOINT_BASENAME + "-*")):
+    match = _MANAGED_FILE_RE.fullmatch(os.path.basename(path))
+    if match is None or int(match.group(1)) >= oldest_kept:
+      continue
+    prefix = os.path.join(model_dir, f"{CHECKPOINT_BASENAME}-{match.group(1)}")
+    if prefix not in kept_set:
+      stale.setdefault(prefix, []).append(path)
+  for prefix, files in sorted(stale.items()):
+    _LOGGER.info("Deleting %s: pruned earlier (keep_checkpoint_max) but left on disk by an "
+                 "interrupted run", prefix)
+    _remove_files(sorted(files, key=lambda f: not f.endswith(".index")))
 
 
 def _previous_checkpoints(model_dir: str, new_prefix: str) -> List[str]:
@@ -452,8 +521,95 @@ def list_checkpoint(path: str) -> Dict[str, List[int]]:
     FileNotFoundError: see `resolve_checkpoint`.
   """
   prefix = resolve_checkpoint(path)
-  return {name: list(shape) for name, shape in tf.train.list_variables(prefix)
-          if name != _OBJECT_GRAPH_KEY}
+  try:
+    listed = tf.train.list_variables(prefix)
+  except _CORRUPTION_ERRORS as e:
+    raise _corruption(prefix, e) from e
+  return {name: list(shape) for name, shape in listed if name != _OBJECT_GRAPH_KEY}
+
+
+def listed_checkpoints(model_dir: str) -> List[str]:
+  """The existing checkpoints the state file of `model_dir` lists, newest first."""
+  model_dir = _norm_dir(model_dir)
+  latest = latest_checkpoint(model_dir)
+  if latest is None:
+    return []
+  state = _read_state(model_dir)
+  older = [p for p in reversed(state.paths) if p != latest and _bundle_exists(p)]
+  return [latest] + older
+
+
+def is_intact(prefix: str) -> bool:
+  """Whether every tensor of the checkpoint reads back (index and checksums intact)."""
+  try:
+    reader = tf.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_shape_map():
+      reader.get_tensor(name)
+  except _CORRUPTION_ERRORS:
+    return False
+  return True
+
+
+def previous_intact_checkpoint(prefix: str) -> Optional[str]:
+  """The newest intact checkpoint listed next to `prefix` that is older than it, or None."""
+  directory = os.path.dirname(prefix)
+  step = checkpoint_step(prefix)
+  for candidate in listed_checkpoints(directory):
+    candidate_step = checkpoint_step(candidate)
+    if (candidate != prefix and (step is None or candidate_step is None or candidate_step < step)
+        and is_intact(candidate)):
+      return candidate
+  return None
+
+
+def restore_latest_intact(model_dir: str,
+                          restore: Callable[[str], RestoreReport]) -> Optional[RestoreReport]:
+  """Resumes from the newest intact checkpoint of `model_dir`, skipping corrupt ones.
+
+  The fall-back policy (resume only; an explicitly named checkpoint such as
+  `init_checkpoint` is never swapped for another, see `corrupt_checkpoint_advice`):
+  a latest checkpoint whose files are truncated or damaged (a disk failure, a
+  copy cut short) is skipped with a WARNING that names it and the checkpoint
+  used instead; its files are left on disk and are replaced when training
+  reaches its step again. Without any intact checkpoint this raises.
+
+  Args:
+    model_dir: the run's directory.
+    restore: prefix -> RestoreReport, e.g. a strict `restore_checkpoint` call.
+
+  Returns:
+    The report of the checkpoint restored, or None if `model_dir` has none.
+
+  Raises:
+    CorruptCheckpointError: every listed checkpoint is corrupt.
+  """
+  candidates = listed_checkpoints(model_dir)
+  corrupt: List[CorruptCheckpointError] = []
+  for prefix in candidates:
+    try:
+      report = restore(prefix)
+    except CorruptCheckpointError as e:
+      corrupt.append(e)
+      continue
+    for error in corrupt:
+      _LOGGER.warning("WARNING: %s Resuming from the previous intact checkpoint %s instead; "
+                      "the damaged files are left in place.", error, prefix)
+    return report
+  if corrupt:
+    raise CorruptCheckpointError(
+        f"{corrupt[0]} No intact older checkpoint is listed in "
+        f"{os.path.join(_norm_dir(model_dir), STATE_FILENAME)}: move the damaged files away "
+        "(or use another --model-name) to train from scratch.", corrupt[0].prefix)
+  return None
+
+
+def corrupt_checkpoint_advice(error: CorruptCheckpointError, hparam: str) -> str:
+  """`error`'s message plus the exact `hparam` value that loads the previous intact one."""
+  previous = previous_intact_checkpoint(error.prefix)
+  if previous is None:
+    return f"{error} No older intact checkpoint is listed next to it."
+  return (f"{error} To start from the previous intact checkpoint instead, set "
+          f"\"{hparam}\": \"{previous}\".")
 
 
 # ----------------------------------------------------------------------------
@@ -680,6 +836,8 @@ def restore_checkpoint(path: str, variables: Dict[str, tf.Variable], partial: bo
 
   Raises:
     FileNotFoundError: no checkpoint at `path`.
+    CorruptCheckpointError: its files are truncated or damaged (nothing is
+      assigned if the index is; some variables may be if a data file is).
     ValueError: strict mode with missing non-optional variables, partial mode
       with no name in common, any shape or incompatible dtype mismatch, or not
       called eagerly; the message lists
@@ -688,13 +846,19 @@ def restore_checkpoint(path: str, variables: Dict[str, tf.Variable], partial: bo
   if not tf.executing_eagerly():
     raise ValueError("restore_checkpoint must be called eagerly, not inside a tf.function.")
   prefix = resolve_checkpoint(path)
-  report, dtypes = _classify(prefix, variables, partial, optional_patterns)
+  try:
+    report, dtypes = _classify(prefix, variables, partial, optional_patterns)
+  except _CORRUPTION_ERRORS as e:
+    raise _corruption(prefix, e) from e
   required_missing = len(report.missing) - len(report.missing_optional)
   nothing_matched = partial and not report.restored and len(report.not_trainable) < len(variables)
   if (report.shape_mismatched or report.dtype_mismatched or nothing_matched
       or (required_missing and not partial)):
     raise ValueError(_error_message(report, variables, _OBJECT_GRAPH_KEY in dtypes))
-  _restore_values(prefix, report.restored, variables, dtypes)
+  try:
+    _restore_values(prefix, report.restored, variables, dtypes)
+  except _CORRUPTION_ERRORS as e:
+    raise _corruption(prefix, e) from e
   _log_restore(report, logger, dtypes)
   for line in report.variable_lines(variables):
     logger.debug("%s", line)

@@ -10,6 +10,8 @@ from typing import Dict, List, NamedTuple, Optional
 
 import tensorflow as tf
 
+from util import cli
+
 
 class Inputs(NamedTuple):
   """One batch of pre-training inputs.
@@ -118,18 +120,61 @@ def get_input_files(pretrain_tfrecords: str) -> List[str]:
   return sorted(set(files))
 
 
-def check_sequence_length(files: List[str], max_seq_length: int) -> None:
-  """Fails early and clearly if the records were built with another length."""
+def check_sequence_length(files: List[str], max_seq_length: int,
+                          pretrain_tfrecords: Optional[str] = None) -> None:
+  """Fails early and clearly on records of another length, no records, or a bad first record.
+
+  Reads the first record of the first non-empty file (and opens the empty
+  files before it); an input of empty files would otherwise make the repeated
+  pipeline spin for ever without yielding a batch.
+
+  Raises:
+    ValueError: the records were built with another length.
+    util.cli.DataError: every file is empty (naming `pretrain_tfrecords`), or
+      the first record is unreadable (naming the file).
+  """
   for path in files:
-    for record in tf.data.TFRecordDataset(path).take(1):
-      example = tf.train.Example.FromString(record.numpy())
-      length = len(example.features.feature["input_ids"].int64_list.value)
-      if length != max_seq_length:
-        raise ValueError(
-            f"{path} holds examples of length {length} but hparam max_seq_length is "
-            f"{max_seq_length}; pass \"max_seq_length\": {length} or rebuild the data with "
-            f"--max-seq-length {max_seq_length}.")
-      return
+    try:
+      first = [record.numpy() for record in tf.data.TFRecordDataset(path).take(1)]
+    except tf.errors.OpError as e:
+      raise corrupt_shard_error(path, e) from e
+    if not first:
+      continue
+    example = tf.train.Example.FromString(first[0])
+    length = len(example.features.feature["input_ids"].int64_list.value)
+    if length != max_seq_length:
+      raise ValueError(
+          f"{path} holds examples of length {length} but hparam max_seq_length is "
+          f"{max_seq_length}; pass \"max_seq_length\": {length} or rebuild the data with "
+          f"--max-seq-length {max_seq_length}.")
+    return
+  where = pretrain_tfrecords or ", ".join(files)
+  raise cli.DataError(
+      f"No examples: all {len(files)} files matching {where} (hparam pretrain_tfrecords) are "
+      "empty. Rebuild them with build_pretraining_dataset.py from a corpus with text.")
+
+
+def corrupt_shard_error(path: str, error: Exception) -> cli.DataError:
+  """The one-line error for an unreadable tfrecord file."""
+  detail = (getattr(error, "message", "") or str(error)).strip().splitlines()
+  return cli.DataError(
+      f"Corrupt or truncated tfrecord file {path} ({detail[0] if detail else error}). "
+      "Rebuild the data set, or remove that file (or exclude it from hparam "
+      "pretrain_tfrecords); the last checkpoint is intact.")
+
+
+def find_corrupt_shard(files: List[str]) -> Optional[cli.DataError]:
+  """Reads every file to the end (in TF, no Python per record); the first failure, if any.
+
+  Used after a `DataLossError` during training to name the file: the
+  interleaved pipeline's error does not say which file it was reading.
+  """
+  for path in files:
+    try:
+      tf.data.TFRecordDataset(path).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
+    except tf.errors.OpError as e:
+      return corrupt_shard_error(path, e)
+  return None
 
 
 def get_dataset(pretrain_tfrecords: str, max_seq_length: int, batch_size: int,
@@ -153,7 +198,7 @@ def get_dataset(pretrain_tfrecords: str, max_seq_length: int, batch_size: int,
     An infinite `tf.data.Dataset`.
   """
   files = get_input_files(pretrain_tfrecords)
-  check_sequence_length(files, max_seq_length)
+  check_sequence_length(files, max_seq_length, pretrain_tfrecords)
   name_to_features = {
       name: tf.io.FixedLenFeature([max_seq_length], tf.int64)
       for name in _REQUIRED_FEATURES

@@ -23,7 +23,7 @@ SPEC_DEFAULTS = {
     "tpu_name": None, "tpu_zone": None, "gcp_project": None,
     # New hparams (ARCHITECTURE.md "New hparams").
     "seed": None, "use_xla": False, "mixed_precision": "off",
-    "grad_accumulation_steps": 1, "distribution_strategy": "auto",
+    "grad_accumulation_steps": 1, "distribution_strategy": "auto", "worker_startup_timeout_s": 600,
 }
 PATH_NAMES = {"pretrain_tfrecords", "vocab_file", "model_dir", "results_txt", "results_pkl"}
 DERIVED_NAMES = {"max_predictions_per_seq", "embedding_size", "model_name"}
@@ -153,7 +153,7 @@ def test_accepted_types():
 @pytest.mark.parametrize("name,value", [
     ("mixed_precision", "fp32"), ("mixed_precision", "BF16"),
     ("distribution_strategy", "parameter_server"), ("grad_accumulation_steps", 0),
-    ("model_size", "medium"), ("seed", 2**63),
+    ("model_size", "medium"), ("seed", 2**63), ("worker_startup_timeout_s", 0),
 ])
 def test_new_hparam_values_are_validated(name, value):
   with pytest.raises(ValueError, match=f"^hparam {name} must"):

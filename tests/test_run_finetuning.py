@@ -29,7 +29,7 @@ from finetune import finetuning_model, task_builder
 from finetune.model_runner import ModelRunner, trial_seed
 from model import checkpointing
 from tests.conftest import TEST_DATA, UNCASED_VOCAB
-from util import cli
+from util import cli, locking
 
 FINETUNE_DATA = os.path.join(TEST_DATA, "finetune")
 TINY_MODEL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -365,6 +365,35 @@ def test_finetuning_inherits_the_pretrained_sizes(data_dir, saved_pretrained_dir
         data_dir, "electra_saved", {**hparams, "embedding_size": 8}))
   assert "embedding_size 16 (the hparams give 8): set in --hparams embedding_size 16 (or " \
       f"leave them out: the sizes saved in {path} apply" in str(error.value)
+
+
+def test_corrupt_init_checkpoint_names_it_and_the_intact_one(data_dir, pretrained_dir,
+                                                             tmp_path):
+  directory = str(tmp_path / "pre")
+  shutil.copytree(pretrained_dir, directory)
+  reader = tf.train.load_checkpoint(os.path.join(directory, "model.ckpt-1000"))
+  variables = {name: tf.Variable(reader.get_tensor(name))
+               for name in reader.get_variable_to_shape_map()}
+  latest = checkpointing.save_checkpoint(directory, 2000, variables, keep_checkpoint_max=0)
+  data = latest + ".data-00000-of-00001"
+  with open(data, "r+b") as f:
+    f.truncate(os.path.getsize(data) - 100)
+  config = make_config(data_dir, "electra_pre", task_names=["sst_like"],
+                       init_checkpoint=directory)
+  with pytest.raises(checkpointing.CorruptCheckpointError) as error:
+    run_finetuning.run_finetuning(config)
+  message = str(error.value)
+  assert message.startswith(f"Checkpoint {latest} is corrupt") and "\n" not in message
+  assert message.endswith(
+      f'set "init_checkpoint": "{os.path.join(directory, "model.ckpt-1000")}".')
+
+
+def test_second_finetuning_of_the_same_tasks_is_refused(data_dir):
+  config = make_config(data_dir, "locked_model", task_names=["sst_like"])
+  with locking.exclusive_lock(config.model_dir + ".lock", "fine-tuning"):
+    with pytest.raises(locking.LockedError, match=f"pid {os.getpid()} on host "):
+      run_finetuning.run_finetuning(config)
+  assert not os.path.exists(trial_model_dir(config, 1))
 
 
 def test_missing_init_checkpoint_error(data_dir):

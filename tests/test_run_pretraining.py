@@ -30,6 +30,7 @@ from model import checkpointing
 from pretrain.pretraining_model import PretrainingModel
 from tests.conftest import REPO_ROOT, SAMPLE_CORPUS, UNCASED_VOCAB
 from tests.util.test_trainer import read_scalars
+from util import cli, locking, utils
 
 # hidden 32, 2 layers, odd intermediate 37; generator hidden 16; E 16; S 32.
 TINY = {
@@ -315,3 +316,119 @@ def test_two_replica_mirrored_fp16_pretraining_run(data_dir):
   scalars = read_scalars(directory)
   assert [step for step, _ in scalars["loss_scale"]] == [2, 4]
   assert all(np.isfinite(value) for _, value in scalars["loss"])
+
+
+# --------------------------------------------------------------------------- reliability
+
+
+def listing(directory):
+  """{relative path: (size, mtime_ns)} of everything under `directory`."""
+  result = {}
+  for root, _, files in os.walk(directory):
+    for name in files:
+      path = os.path.join(root, name)
+      result[os.path.relpath(path, directory)] = (os.path.getsize(path),
+                                                  os.stat(path).st_mtime_ns)
+  return result
+
+
+def fake_run(directory, debug, extra=()):
+  """A model dir as a finished run leaves it (file contents do not matter here)."""
+  os.makedirs(os.path.join(directory, "results"))
+  with open(os.path.join(directory, run_pretraining.CONFIG_FILE), "w") as f:
+    json.dump(dict(TINY, debug=debug), f)
+  for name in ("checkpoint", "model.ckpt-20.index", "model.ckpt-20.data-00000-of-00001",
+               "events.out.tfevents.1.host", "results/unsup_results.txt") + tuple(extra):
+    os.makedirs(os.path.dirname(os.path.join(directory, name)), exist_ok=True)
+    with open(os.path.join(directory, name), "w") as f:
+      f.write("x")
+
+
+DEBUG = dict(TINY, debug=True, num_train_steps=2, save_checkpoints_steps=2)
+
+
+@pytest.mark.parametrize("debug,extra,reason", [
+    (False, (), "holds a non-debug run \\(debug: false\\)"),
+    (True, ("finetuning_models/rte_model_1/checkpoint",), "holds finetuning_models"),
+    (True, ("my_notes.txt",), "holds my_notes.txt"),
+], ids=["non_debug_run", "finetuning_models", "user_file"])
+def test_debug_run_refuses_to_wipe_what_it_did_not_write(data_dir, debug, extra, reason):
+  directory = model_dir(data_dir, "keep_" + reason.split()[1].strip("\\(") + str(len(extra)))
+  fake_run(directory, debug, extra)
+  before = listing(directory)
+  with pytest.raises(cli.UsageError, match=f"Not deleting {directory} for a debug run: "
+                     f"it {reason}.*use another --model-name"):
+    run(data_dir, os.path.basename(directory), **DEBUG)
+  assert listing(directory) == before
+
+
+def test_debug_run_checks_inputs_before_wiping(tmp_path, data_dir):
+  directory = model_dir(str(tmp_path), "debug_run")
+  fake_run(directory, debug=True)
+  before = listing(directory)
+  with pytest.raises(FileNotFoundError, match="No pre-training tfrecords match"):
+    run(str(tmp_path), "debug_run", **DEBUG)
+  assert listing(directory) == before
+
+
+def test_debug_run_wipes_a_previous_debug_run_with_one_log_line(data_dir, electra_log):
+  directory = model_dir(data_dir, "debug_again")
+  fake_run(directory, debug=True, extra=("eval/events.out.tfevents.2.host",))
+  run(data_dir, "debug_again", **DEBUG)
+  assert f"debug: deleting the previous debug run in {directory} (7 entries)" in (
+      electra_log.text)
+  assert not os.path.exists(os.path.join(directory, "results"))
+  assert saved_step(directory) == 2
+  assert sorted(os.listdir(directory)) == sorted(
+      ["bert_config.json", "checkpoint", run_pretraining.CONFIG_FILE]
+      + [f for f in os.listdir(directory) if f.startswith(("model.ckpt-", "events."))])
+
+
+def test_failed_run_leaves_the_saved_config_untouched(data_dir):
+  hparams = dict(TINY, num_train_steps=2, save_checkpoints_steps=2)
+  directory = model_dir(data_dir, "failed")
+  os.makedirs(directory)
+  config_file = os.path.join(directory, run_pretraining.CONFIG_FILE)
+  utils.write_json(PretrainingConfig("failed", data_dir, **hparams).to_dict(), config_file)
+  before = listing(directory)
+  # Same architecture, more steps, but records of another length: fails before training.
+  with pytest.raises(ValueError, match="holds examples of length 32 but hparam max_seq_length"):
+    run(data_dir, "failed", **dict(hparams, num_train_steps=4, max_seq_length=64))
+  assert listing(directory) == before
+  assert utils.load_json(config_file)["num_train_steps"] == 2
+
+
+def test_empty_tfrecords_fail_fast_naming_the_pattern(tmp_path):
+  os.makedirs(tmp_path / "pretrain_tfrecords")
+  for i in range(3):
+    with tf.io.TFRecordWriter(str(tmp_path / "pretrain_tfrecords" /
+                                  f"pretrain_data.tfrecord-{i}-of-3")):
+      pass
+  pattern = str(tmp_path / "pretrain_tfrecords" / "pretrain_data.tfrecord*")
+  with pytest.raises(cli.DataError, match=f"No examples: all 3 files matching {re.escape(pattern)}"
+                     " \\(hparam pretrain_tfrecords\\) are empty"):
+    run(str(tmp_path), "empty", **dict(TINY, num_train_steps=2))
+  assert not os.path.exists(model_dir(str(tmp_path), "empty"))
+
+
+def test_truncated_shard_is_named(tmp_path, data_dir):
+  """One file of ~20 records (shards concatenated) whose last record is cut short."""
+  shards = sorted(glob.glob(os.path.join(data_dir, "pretrain_tfrecords", "*")),
+                  key=os.path.getsize)[-20:]
+  data = b"".join(open(path, "rb").read() for path in shards)
+  os.makedirs(tmp_path / "pretrain_tfrecords")
+  shard = str(tmp_path / "pretrain_tfrecords" / "pretrain_data.tfrecord-0-of-1")
+  with open(shard, "wb") as f:
+    f.write(data[:-100])
+  with pytest.raises(cli.DataError, match=f"Corrupt or truncated tfrecord file {shard} "):
+    run(str(tmp_path), "truncated", **dict(TINY, num_train_steps=20, save_checkpoints_steps=20,
+                                           iterations_per_loop=10))
+
+
+def test_second_trainer_on_a_model_dir_is_refused(data_dir):
+  directory = model_dir(data_dir, "locked")
+  with locking.exclusive_lock(os.path.join(directory, locking.LOCK_FILENAME), "model dir"):
+    with pytest.raises(locking.LockedError, match=f"pid {os.getpid()} on host .*"
+                       f"{re.escape(os.path.join(directory, locking.LOCK_FILENAME))}"):
+      run(data_dir, "locked", **dict(TINY, num_train_steps=2))
+  assert os.listdir(directory) == []

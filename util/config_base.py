@@ -310,6 +310,7 @@ class HParamsConfig:
       "mixed_precision": one_of(*MIXED_PRECISION_CHOICES),
       "distribution_strategy": one_of(*DISTRIBUTION_STRATEGY_CHOICES),
       "grad_accumulation_steps": at_least(1),
+      "worker_startup_timeout_s": at_least(1),
       "model_size": one_of(*MODEL_SIZE_CHOICES),
       "num_tpu_cores": at_least(1),
   }
@@ -333,6 +334,8 @@ class HParamsConfig:
     self.mixed_precision = "off"
     self.grad_accumulation_steps = 1
     self.distribution_strategy = "auto"
+    # multi_worker: seconds to wait for every worker to connect before giving up.
+    self.worker_startup_timeout_s = 600
 
   def _freeze_hparams(self) -> None:
     """Records every public attribute set so far as an overridable hparam, with its type."""

@@ -33,6 +33,8 @@ import dataclasses
 import logging
 import os
 import random
+import signal
+import threading
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
@@ -42,6 +44,7 @@ from tensorflow.core.framework import summary_pb2
 from model import checkpointing, stateless_random
 from model.modeling import NamedModule
 from model.optimization import ElectraOptimizer, all_reduce_gradients
+from util import cli, workers
 from util.training_utils import ETALogger
 
 logger = logging.getLogger("electra")
@@ -68,16 +71,19 @@ def compute_dtype(mixed_precision: str) -> tf.DType:
 
 def make_strategy(name: str = "auto", tpu_name: Optional[str] = None,
                   tpu_zone: Optional[str] = None,
-                  gcp_project: Optional[str] = None) -> Optional[tf.distribute.Strategy]:
+                  gcp_project: Optional[str] = None,
+                  worker_startup_timeout_s: int = 600) -> Optional[tf.distribute.Strategy]:
   """The `distribution_strategy` hparam as a strategy (None: one device, no scope).
 
   `auto` uses one device unless several GPUs are visible, then `mirrored`;
   `mirrored` uses every visible GPU, or every logical CPU device on a host
-  without GPUs; `multi_worker` reads the cluster from `TF_CONFIG`; `tpu` needs
+  without GPUs; `multi_worker` reads the cluster from `TF_CONFIG` and waits at
+  most `worker_startup_timeout_s` for every worker to connect; `tpu` needs
   `tpu_name`.
 
   Raises:
     ValueError: an unknown name, or "tpu" without `tpu_name`.
+    TimeoutError: multi_worker: not every worker connected in time.
   """
   if name not in STRATEGIES:
     raise ValueError(f"hparam distribution_strategy must be one of {list(STRATEGIES)}; "
@@ -92,7 +98,7 @@ def make_strategy(name: str = "auto", tpu_name: Optional[str] = None,
     # No GPU: mirror over the logical CPUs (one unless the script split the CPU).
     return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
   if name == "multi_worker":
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return _multi_worker_strategy(worker_startup_timeout_s)
   if not tpu_name:
     raise ValueError('distribution_strategy "tpu" needs the tpu_name hparam.')
   resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
@@ -100,6 +106,28 @@ def make_strategy(name: str = "auto", tpu_name: Optional[str] = None,
   tf.config.experimental_connect_to_cluster(resolver)
   tf.tpu.experimental.initialize_tpu_system(resolver)
   return tf.distribute.TPUStrategy(resolver)
+
+
+def _multi_worker_strategy(timeout_s: int) -> tf.distribute.Strategy:
+  """MultiWorkerMirroredStrategy, created once every worker of TF_CONFIG is up.
+
+  TensorFlow waits for the other workers inside one C++ call that holds the
+  GIL: no Python runs, not even signal handlers, and SIGTERM is swallowed by
+  its preemption notifier. So the waiting happens here first, in Python
+  (`util.workers.wait_for_workers`): logged, interruptible, bounded by `timeout_s`.
+  """
+  resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+  cluster = resolver.cluster_spec()
+  jobs = [job for job in ("chief", "worker") if job in cluster.jobs]
+  if not jobs or resolver.task_type not in jobs:
+    raise ValueError('distribution_strategy "multi_worker" needs TF_CONFIG with a "worker" '
+                     '(or "chief") cluster and this task in it; see the TensorFlow '
+                     "multi-worker guide.")
+  addresses = [address for job in jobs for address in cluster.job_tasks(job)]
+  own = cluster.task_address(resolver.task_type, resolver.task_id)
+  workers.wait_for_workers(own, [a for a in addresses if a != own], timeout_s,
+                   f"{resolver.task_type} {resolver.task_id}")
+  return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
 
 
 def strategy_scope(strategy: Optional[tf.distribute.Strategy]):
@@ -263,24 +291,32 @@ class Trainer:
     Returns:
       "resumed", "initialized" (partial load from init_checkpoint) or "fresh".
 
+    A corrupt latest checkpoint is skipped with a warning in favour of the
+    newest intact one (`checkpointing.restore_latest_intact`).
+
     Raises:
       ValueError: the checkpoint does not match the model (names, shapes).
+      checkpointing.CorruptCheckpointError: no listed checkpoint is intact.
     """
-    latest = checkpointing.latest_checkpoint(self.settings.model_dir)
-    self._pending_restore = latest
-    if latest is not None:
-      variables = self.checkpoint_variables()
-      if "global_step" not in checkpointing.list_checkpoint(latest):
-        del variables["global_step"]
-        logger.info("%s has no global_step (e.g. a released checkpoint): training starts "
-                    "at global step %d.", latest, int(self.global_step.numpy()))
-      checkpointing.restore_checkpoint(latest, variables)
-      logger.info("Resuming from %s (global step %d)", latest, int(self.global_step.numpy()))
+    report = checkpointing.restore_latest_intact(self.settings.model_dir, self._resume_from)
+    if report is not None:
+      self._pending_restore = report.path
+      logger.info("Resuming from %s (global step %d)", report.path,
+                  int(self.global_step.numpy()))
       return "resumed"
     if init_checkpoint:
       checkpointing.restore_checkpoint(init_checkpoint, self.checkpoint_variables(), partial=True)
       return "initialized"
     return "fresh"
+
+  def _resume_from(self, prefix: str) -> checkpointing.RestoreReport:
+    """Strict restore of `prefix` (without global_step if it has none)."""
+    variables = self.checkpoint_variables()
+    if "global_step" not in checkpointing.list_checkpoint(prefix):
+      del variables["global_step"]
+      logger.info("%s has no global_step (e.g. a released checkpoint): training starts "
+                  "at global step %d.", prefix, int(self.global_step.numpy()))
+    return checkpointing.restore_checkpoint(prefix, variables)
 
   def save(self, iterator=None) -> Optional[str]:
     """Writes a checkpoint at the current global step (chief only); returns its prefix."""
@@ -415,20 +451,30 @@ class Trainer:
   # === Loop ===
 
   def train(self, dataset: tf.data.Dataset, summary_dir: Optional[str] = None,
-            log_every: Optional[int] = None) -> Dict[str, float]:
+            log_every: Optional[int] = None,
+            on_start: Optional[Callable[[], None]] = None) -> Dict[str, float]:
     """Trains until `num_train_steps` (absolute), saving and logging on the way.
+
+    SIGTERM or SIGINT (Ctrl-C) while training (main thread only) finishes the
+    running host loop, saves a checkpoint and raises `TrainingStopped`; a
+    second signal stops at once (the last checkpoint is intact either way).
 
     Args:
       dataset: yields global batches (dict of [global batch, ...] tensors),
         repeated as long as needed.
       summary_dir: TensorBoard directory (default `model_dir`).
       log_every: progress-line interval (default `settings.log_every`).
+      on_start: called once when training really starts (checks passed, not
+        already finished), before the first checkpoint is written; e.g. to
+        save the run's config, which a failed start then leaves untouched.
 
     Returns:
       The last logged scalars as floats ({} if nothing was trained).
 
     Raises:
       FloatingPointError: the loss became NaN or infinite.
+      util.cli.DataError: the dataset ran out of batches.
+      TrainingStopped: a signal stopped the run (after a checkpoint).
     """
     settings = self.settings
     iterator = iter(dataset)
@@ -438,6 +484,15 @@ class Trainer:
       logger.info("Nothing to train: global step %d has reached num_train_steps %d.",
                   step, settings.num_train_steps)
       return {}
+    if on_start is not None:
+      on_start()
+    with _StopOnSignal() as stop:
+      return self._train_loop_with_saves(iterator, summary_dir, log_every, stop)
+
+  def _train_loop_with_saves(self, iterator, summary_dir: Optional[str],
+                             log_every: Optional[int], stop: "_StopOnSignal") -> Dict[str, float]:
+    settings = self.settings
+    step = int(self.global_step.numpy())
     if checkpointing.latest_checkpoint(settings.model_dir) is None:
       self.save(iterator)  # like the Estimator: a step-0 checkpoint to resume from
     writer = (tf.summary.create_file_writer(summary_dir or settings.model_dir)
@@ -448,7 +503,13 @@ class Trainer:
     while step < settings.num_train_steps:
       num_steps = _steps_until_boundary(step, settings)
       eta.before_step()
-      values = {k: float(v) for k, v in self.train_steps(iterator, num_steps).items()}
+      try:
+        values = {k: float(v) for k, v in self.train_steps(iterator, num_steps).items()}
+      except tf.errors.OutOfRangeError as e:
+        raise cli.DataError(
+            f"The training data ran out at global step {step}: the input pipeline yielded "
+            "no more batches (empty input files, or fewer examples than one batch); the "
+            "last checkpoint is intact.") from e
       step = int(self.global_step.numpy())
       last = values
       if not np.isfinite(values["loss"]):
@@ -458,8 +519,17 @@ class Trainer:
       eta.after_step(step, {"loss": values["loss"]}, steps_run=num_steps)
       if step % log_every == 0 or step == settings.num_train_steps:
         write_scalars(writer, step, values)
-      if step % settings.save_checkpoints_steps == 0 or step == settings.num_train_steps:
+      saved = step % settings.save_checkpoints_steps == 0 or step == settings.num_train_steps
+      if saved:
         self.save(iterator)
+      if stop.signum is not None and step < settings.num_train_steps:
+        if not saved:
+          self.save(iterator)
+        writer.flush()
+        message = (f"{stop.name}: stopped at global step {step} after saving a checkpoint "
+                   f"in {settings.model_dir}; re-run to resume.")
+        logger.warning("%s", message)
+        raise TrainingStopped(message)
     eta.end(step)
     writer.flush()
     return last
@@ -474,6 +544,48 @@ class Trainer:
     else:
       logger.info("%s has no trainer state: the input starts from the beginning of the data "
                   "and the run seed is %d.", prefix, int(self.run_seed.numpy()))
+
+
+class TrainingStopped(KeyboardInterrupt):
+  """Training stopped on SIGTERM/SIGINT after saving a checkpoint (scripts exit 130)."""
+
+
+class _StopOnSignal:
+  """While active, SIGTERM and SIGINT ask the training loop to save and stop.
+
+  The first signal only sets `signum` (logged); a second one raises
+  KeyboardInterrupt at once. It also replaces a handler that TensorFlow's
+  preemption notifier may have installed, which swallows SIGTERM. Outside the
+  main thread (where Python cannot install handlers) it does nothing.
+  """
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.signum: Optional[int] = None
+    self._previous: Dict[int, object] = {}
+
+  @property
+  def name(self) -> str:
+    return signal.Signals(self.signum).name if self.signum is not None else ""
+
+  def __enter__(self) -> "_StopOnSignal":
+    if threading.current_thread() is threading.main_thread():
+      for signum in self.SIGNALS:
+        self._previous[signum] = signal.getsignal(signum)
+        signal.signal(signum, self._handle)
+    return self
+
+  def _handle(self, signum, frame) -> None:  # pylint: disable=unused-argument
+    if self.signum is not None:
+      raise KeyboardInterrupt(f"{signal.Signals(signum).name} received twice")
+    self.signum = signum
+    logger.warning("%s received: stopping after the running steps and a checkpoint (send it "
+                   "again to stop at once).", signal.Signals(signum).name)
+
+  def __exit__(self, *exc_info) -> None:
+    for signum, previous in self._previous.items():
+      signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
 
 
 def write_scalars(writer, step: int, values: Dict[str, float]) -> None:

@@ -21,12 +21,18 @@ logger = logging.getLogger("electra")
 
 @contextlib.contextmanager
 def atomic_write(path: str, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
-  """Yields a file object whose contents replace `path` only on success."""
+  """Yields a file object whose contents replace `path` only on success.
+
+  The file gets the permissions of a normally created file (0666 minus the
+  umask), not `mkstemp`'s 0600, and the temporary file is removed on any
+  failure (disk full, interrupt).
+  """
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp_path = tempfile.mkstemp(prefix=".tmp-" + os.path.basename(path) + "-", dir=directory)
   binary = "b" in mode
   try:
+    os.fchmod(fd, 0o666 & ~current_umask())
     with os.fdopen(fd, mode, encoding=None if binary else encoding) as f:
       yield f
       f.flush()
@@ -36,6 +42,13 @@ def atomic_write(path: str, mode: str = "w", encoding: str | None = "utf-8") -> 
     with contextlib.suppress(OSError):
       os.remove(tmp_path)
     raise
+
+
+def current_umask() -> int:
+  """The process umask (read by setting and restoring it)."""
+  mask = os.umask(0o022)
+  os.umask(mask)
+  return mask
 
 
 def load_json(path: str) -> Any:

@@ -532,3 +532,125 @@ def test_strategy_variables_save_and_restore(tmp_path, make_strategy):
   plain = _model(seed=22)  # and into ordinary (non-distributed) variables
   checkpointing.restore_checkpoint(prefix, plain)
   _assert_values_equal(plain, expected)
+
+
+# ----------------------------------------------------------------------------
+# Reliability: idempotent pruning, disk full, corrupt checkpoints
+# ----------------------------------------------------------------------------
+
+def _files(model_dir: str) -> list:
+  return sorted(os.listdir(model_dir))
+
+
+def test_pruning_is_idempotent_after_a_crash_mid_prune(tmp_path, monkeypatch):
+  model_dir = str(tmp_path)
+  variables = _model()
+  extra = {"rng": tf.random.Generator.from_seed(1)}
+  for step in (1, 2):
+    checkpointing.save_checkpoint(model_dir, step, variables, keep_checkpoint_max=2,
+                                  extra_state=extra)
+  real_remove = checkpointing._remove_files
+  def crash_after_the_index(paths):  # kill -9 after the first file of a pruned checkpoint
+    paths = list(paths)
+    real_remove(paths[:1])
+    raise SimulatedCrash()
+  monkeypatch.setattr(checkpointing, "_remove_files", crash_after_the_index)
+  with pytest.raises(SimulatedCrash):
+    checkpointing.save_checkpoint(model_dir, 3, variables, keep_checkpoint_max=2,
+                                  extra_state=extra)
+  monkeypatch.undo()
+  assert _claimed_checkpoints(model_dir) == ["model.ckpt-2", "model.ckpt-3"]
+  leftovers = [f for f in _files(model_dir) if f.startswith("model.ckpt-1.")]
+  assert leftovers and "model.ckpt-1.index" not in leftovers  # half deleted, unlisted
+  # Files the pruning may never touch: another basename, a newer unlisted step.
+  for name in ("electra_small.index", "model.ckpt-9.index", "notes.txt"):
+    (tmp_path / name).write_text("user's")
+
+  checkpointing.save_checkpoint(model_dir, 4, variables, keep_checkpoint_max=2,
+                                extra_state=extra)
+  assert _claimed_checkpoints(model_dir) == ["model.ckpt-3", "model.ckpt-4"]
+  assert not [f for f in _files(model_dir) if f.startswith(("model.ckpt-1.", "model.ckpt-2."))]
+  for name in ("electra_small.index", "model.ckpt-9.index", "notes.txt"):
+    assert (tmp_path / name).read_text() == "user's"
+  # keep_checkpoint_max 0 (keep all) deletes nothing unlisted.
+  (tmp_path / "model.ckpt-0.index").write_text("old")
+  checkpointing.save_checkpoint(model_dir, 5, variables, keep_checkpoint_max=0)
+  assert (tmp_path / "model.ckpt-0.index").exists()
+
+
+def test_disk_full_during_a_save_leaves_no_temporary_files(tmp_path):
+  """A real write failure (file size limit) inside TF's writer of the sidecar."""
+  import resource
+  import signal
+  model_dir = str(tmp_path)
+  variables = _model()
+  checkpointing.save_checkpoint(model_dir, 1, variables)
+  before = _files(model_dir)
+  big_state = tf.Variable(tf.zeros([500_000]))  # a 2 MB sidecar; the bundle is small
+  soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+  previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+  resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, hard))
+  try:
+    with pytest.raises(tf.errors.OpError, match="File too large"):
+      checkpointing.save_checkpoint(model_dir, 2, variables, extra_state={"big": big_state})
+  finally:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    signal.signal(signal.SIGXFSZ, previous)
+  assert _files(model_dir) == before
+  assert checkpointing.latest_checkpoint(model_dir) == os.path.join(model_dir, "model.ckpt-1")
+
+
+def _damage(prefix: str, how: str) -> None:
+  path = prefix + (".index" if how == "index" else ".data-00000-of-00001")
+  raw = bytearray(open(path, "rb").read())
+  if how == "flip":
+    raw[len(raw) // 2] ^= 0x10
+  else:
+    raw = raw[:len(raw) // 2]
+  with open(path, "wb") as f:
+    f.write(bytes(raw))
+
+
+@pytest.mark.parametrize("how", ["truncate", "flip", "index"])
+def test_corrupt_checkpoint_error_names_it(tmp_path, how):
+  variables = _model()
+  prefix = checkpointing.save_checkpoint(str(tmp_path), 1, variables)
+  _damage(prefix, how)
+  with pytest.raises(checkpointing.CorruptCheckpointError) as error:
+    checkpointing.restore_checkpoint(prefix, _model(seed=1))
+  assert str(error.value).startswith(f"Checkpoint {prefix} is corrupt (truncated or damaged")
+  assert "function_node" not in str(error.value) and "\n" not in str(error.value)
+  assert error.value.prefix == prefix
+
+
+def test_resume_falls_back_to_the_previous_intact_checkpoint_loudly(tmp_path, caplog):
+  model_dir = str(tmp_path)
+  variables = _model(seed=1)
+  older = checkpointing.save_checkpoint(model_dir, 1, variables)
+  expected = _values(variables)
+  for v in variables.values():
+    v.assign(v + tf.ones_like(v))
+  latest = checkpointing.save_checkpoint(model_dir, 2, variables)
+  _damage(latest, "truncate")
+  damaged = open(latest + ".data-00000-of-00001", "rb").read()
+
+  fresh = _model(seed=3)
+  report = checkpointing.restore_latest_intact(
+      model_dir, lambda p: checkpointing.restore_checkpoint(p, fresh))
+  assert report.path == older
+  _assert_values_equal(fresh, expected)
+  warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING][-1]
+  assert warning.startswith(f"WARNING: Checkpoint {latest} is corrupt")
+  assert f"Resuming from the previous intact checkpoint {older} instead" in warning
+  assert open(latest + ".data-00000-of-00001", "rb").read() == damaged  # left in place
+
+  # An explicitly named checkpoint is not swapped: the advice names the hparam value.
+  with pytest.raises(checkpointing.CorruptCheckpointError) as error:
+    checkpointing.restore_checkpoint(latest, fresh)
+  advice = checkpointing.corrupt_checkpoint_advice(error.value, "init_checkpoint")
+  assert advice.endswith(f'set "init_checkpoint": "{older}".')
+
+  _damage(older, "flip")
+  with pytest.raises(checkpointing.CorruptCheckpointError, match="No intact older checkpoint"):
+    checkpointing.restore_latest_intact(
+        model_dir, lambda p: checkpointing.restore_checkpoint(p, fresh))

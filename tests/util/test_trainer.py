@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ from tensorflow.core.util import event_pb2
 
 from model import checkpointing, modeling
 from model.optimization import create_optimizer
-from util import trainer as trainer_lib
+from util import cli, trainer as trainer_lib
 from util.trainer import TrainSettings, Trainer
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -388,3 +389,61 @@ def test_nan_loss_stops_training_with_a_clear_error(tmp_path):
   trainer.loss_fn = lambda batch, seed: (tf.constant(float("nan")), {})
   with pytest.raises(FloatingPointError, match="Lower learning_rate"):
     trainer.train(noisy_dataset())
+
+
+# --------------------------------------------------------------------------- reliability
+
+
+def test_input_that_yields_nothing_fails_fast_with_a_clear_error(tmp_path):
+  trainer = make_trainer(tmp_path, num_steps=3)
+  empty = tf.data.Dataset.from_tensor_slices(batches(1)).take(0)
+  with pytest.raises(cli.DataError, match="training data ran out at global step 0"):
+    trainer.train(empty)
+
+
+def test_on_start_runs_only_when_training_really_starts(tmp_path):
+  calls = []
+  trainer = make_trainer(tmp_path, num_steps=2)
+  trainer.train(noisy_dataset(), on_start=lambda: calls.append(
+      checkpointing.latest_checkpoint(str(tmp_path))))
+  assert calls == [None]  # before the step-0 checkpoint
+  finished = make_trainer(tmp_path, num_steps=2)
+  finished.restore_or_initialize()
+  finished.train(noisy_dataset(), on_start=lambda: calls.append("again"))
+  assert calls == [None]
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(tmp_path, electra_log):
+  trainer = make_trainer(tmp_path, num_steps=100, save_checkpoints_steps=50,
+                         iterations_per_loop=3)
+  real_train_steps = trainer.train_steps
+
+  def train_steps_then_sigterm(iterator, num_steps):
+    os.kill(os.getpid(), signal.SIGTERM)  # handled between two host loops
+    return real_train_steps(iterator, num_steps)
+  trainer.train_steps = train_steps_then_sigterm
+  previous = signal.getsignal(signal.SIGTERM)
+  with pytest.raises(trainer_lib.TrainingStopped, match="SIGTERM: stopped at global step 3"):
+    trainer.train(noisy_dataset())
+  assert signal.getsignal(signal.SIGTERM) == previous
+  assert checkpointing.checkpoint_step(checkpointing.latest_checkpoint(str(tmp_path))) == 3
+  assert "SIGTERM received: stopping after the running steps and a checkpoint" in (
+      electra_log.text)
+  resumed = make_trainer(tmp_path, num_steps=6, save_checkpoints_steps=50)
+  assert resumed.restore_or_initialize() == "resumed"
+  assert int(resumed.global_step.numpy()) == 3
+
+
+def test_resume_skips_a_corrupt_latest_checkpoint(tmp_path, electra_log):
+  trainer = make_trainer(tmp_path, num_steps=4, save_checkpoints_steps=2, keep_checkpoint_max=0)
+  trainer.restore_or_initialize()
+  trainer.train(noisy_dataset())
+  data = str(tmp_path / "model.ckpt-4.data-00000-of-00001")
+  with open(data, "r+b") as f:
+    f.truncate(os.path.getsize(data) // 2)
+  resumed = make_trainer(tmp_path, num_steps=4, save_checkpoints_steps=2)
+  assert resumed.restore_or_initialize() == "resumed"
+  assert int(resumed.global_step.numpy()) == 2
+  assert f"Checkpoint {tmp_path}/model.ckpt-4 is corrupt" in electra_log.text
+  resumed.train(noisy_dataset())  # re-saves step 4 over the damaged files
+  assert checkpointing.is_intact(str(tmp_path / "model.ckpt-4"))
