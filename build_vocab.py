@@ -75,9 +75,17 @@ def count_words(lines: Iterable[str], basic_tokenizer: tokenization.BasicTokeniz
   return counts
 
 
-def read_corpus(corpus_dir: str) -> Iterable[str]:
-  """Yields every line of every file of `corpus_dir`, as the dataset builder reads them."""
-  for name in bpd.check_input_files(corpus_dir, "Corpus directory"):
+def read_corpus(corpus_dir: str, output_file: Optional[str] = None) -> Iterable[str]:
+  """Yields every line of every file of `corpus_dir`, as the dataset builder reads them.
+
+  `output_file`, the vocabulary being written, is skipped when it lies in
+  `corpus_dir` (the recipe keeps vocab.txt beside the corpus files).
+  """
+  skip = []
+  if output_file and os.path.dirname(os.path.realpath(output_file)) == os.path.realpath(
+      corpus_dir):
+    skip.append(os.path.basename(output_file))
+  for name in bpd.check_input_files(corpus_dir, "Corpus directory", skip):
     yield from bpd.read_lines(os.path.join(corpus_dir, name))
 
 
@@ -87,10 +95,17 @@ def _always_alone(char: str) -> bool:
   return tokenization._is_punctuation(char) or tokenization._is_chinese_char(ord(char))
 
 
-def character_tokens(word_counts: Counter[str]) -> List[str]:
-  """Every corpus character, then "##" + each one that can continue a word (sorted)."""
+def character_tokens(word_counts: Counter[str], continuations: str = "letters") -> List[str]:
+  """Every corpus character, then "##" + each one that can continue a word (sorted).
+
+  Args:
+    word_counts: the basic-tokenized words.
+    continuations: "letters" (no "##" form for punctuation and CJK ideographs,
+      which never continue a word) or "all".
+  """
   chars = sorted(set().union(*word_counts)) if word_counts else []
-  return chars + [CONTINUATION_PREFIX + c for c in chars if not _always_alone(c)]
+  return chars + [CONTINUATION_PREFIX + c for c in chars
+                  if continuations == "all" or not _always_alone(c)]
 
 
 def _import_tokenizers():
@@ -122,8 +137,13 @@ def train_wordpiece(word_counts: Counter[str], vocab_size: int, min_frequency: i
   tokenizers = _import_tokenizers()
   tokenizer = tokenizers.Tokenizer(tokenizers.models.WordPiece(unk_token="[UNK]"))
   tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.Split(" ", behavior="removed")
+  # Every character and "##" continuation, given in sorted order, gets its id
+  # before training: the trainer otherwise numbers the "##" forms in hash-map
+  # order and breaks ties between equally frequent merges by id, so that two
+  # runs on the same corpus differ (huggingface/tokenizers#1794).
   trainer = tokenizers.trainers.WordPieceTrainer(
-      vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[],
+      vocab_size=vocab_size, min_frequency=min_frequency,
+      special_tokens=character_tokens(word_counts, continuations="all"),
       continuing_subword_prefix=CONTINUATION_PREFIX, show_progress=False)
   # Each word repeated `count` times, in " "-joined chunks of at most 1000:
   # the trainer counts words, so this equals feeding the corpus itself.
@@ -171,8 +191,12 @@ def make_vocab(word_counts: Counter[str], vocab_size: int, num_reserved: int = D
         f"{len(chars)} character rows (every corpus character, as a word start and as a "
         f"## continuation) need {needed}; raise --vocab-size or lower --num-reserved.")
   vocab = head + chars
-  seen = set(vocab)
-  for piece in train_wordpiece(word_counts, vocab_size - len(head), min_frequency):
+  # Seen, or a "##" form of punctuation / CJK (never used; the trainer gets them
+  # only for determinism, see `train_wordpiece`).
+  all_forms = character_tokens(word_counts, continuations="all")
+  seen = set(vocab) | set(all_forms)
+  budget = vocab_size - len(head) + len(all_forms) - len(chars)  # The trainer counts them.
+  for piece in train_wordpiece(word_counts, budget, min_frequency):
     if len(vocab) >= vocab_size:
       break
     if piece not in seen:
@@ -226,7 +250,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   start = time.time()
   basic = tokenization.BasicTokenizer(do_lower_case=args.do_lower_case,
                                       strip_accents=args.strip_accents)
-  counts = count_words(read_corpus(args.corpus_dir), basic)
+  counts = count_words(read_corpus(args.corpus_dir, args.output_file), basic)
   vocab = make_vocab(counts, args.vocab_size, args.num_reserved, args.min_frequency)
   write_vocab(args.output_file, vocab, overwrite=args.overwrite)
   n_chars = len(set().union(*counts))
