@@ -24,7 +24,7 @@ BERT's ids 100-103. Every character seen in the corpus is in the vocabulary,
 both as a word start and (unless it is punctuation or a CJK ideograph, which
 the basic tokenizer always splits off) as a "##" continuation, so `[UNK]`
 only stands for characters absent from the corpus (and, as in BERT, for
-words longer than 100 characters).
+words longer than 200 characters).
 """
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ from model.modeling import BertConfig, BertModel, Dense
 from pretrain.pretrain_helpers import SpecialTokenIds
 from pretrain.pretraining_model import DiscriminatorHead, PretrainingModel, TokenPredictionsHead
 from tests.conftest import TEST_DATA
+from tests.hf_tokenizers import hf_tokenizers_from_dir
 from tests.model.real_batches import moby_dick_batch
 
 V = 30522  # The real uncased vocabulary.
@@ -724,23 +725,6 @@ MULTILINGUAL_TEXT = [
 ]
 
 
-def _hf_tokenizers_from_dir(directory):
-  """The Hugging Face tokenizers that `directory`'s tokenizer files configure."""
-  tokenizers = pytest.importorskip("tokenizers")
-  config = json.load(open(os.path.join(directory, "tokenizer_config.json")))
-  vocab = os.path.join(directory, "vocab.txt")
-  built = [tokenizers.BertWordPieceTokenizer(
-      vocab, lowercase=config["do_lower_case"], strip_accents=config["strip_accents"],
-      handle_chinese_chars=config["tokenize_chinese_chars"], clean_text=True)]
-  try:
-    import transformers
-  except ImportError:
-    return [lambda text, t=built[0]: t.encode(text, add_special_tokens=False).tokens]
-  return [lambda text, t=built[0]: t.encode(text, add_special_tokens=False).tokens] + [
-      cls.from_pretrained(directory).tokenize for cls in (
-          transformers.BertTokenizer, transformers.ElectraTokenizerFast)]
-
-
 @pytest.mark.parametrize("vocab_name,do_lower_case,strip_accents", [
     ("cased", False, True), ("uncased", True, True), ("uncased", True, False)])
 def test_exported_tokenizer_files_tokenize_like_full_tokenizer(
@@ -759,7 +743,7 @@ def test_exported_tokenizer_files_tokenize_like_full_tokenizer(
   with open(os.path.join(TEST_DATA, "multilingual", "es_chatterbot.txt"), encoding="utf-8") as f:
     spanish = f.read().splitlines()[:150]
   texts = MULTILINGUAL_TEXT + spanish
-  for tokenize in _hf_tokenizers_from_dir(out):
+  for tokenize in hf_tokenizers_from_dir(out):
     for text in texts:
       assert tokenize(text) == ours.tokenize(text), text
   # Not vacuous: the settings change the words.
