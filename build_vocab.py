@@ -205,18 +205,24 @@ def make_vocab(word_counts: Counter[str], vocab_size: int, num_reserved: int = D
   return vocab
 
 
-def write_vocab(path: str, vocab: Sequence[str], overwrite: bool = False) -> None:
-  """Writes one token per line (atomically); refuses to replace a file unless asked."""
+def check_output_file(path: str, overwrite: bool = False) -> None:
+  """Refuses a directory, or an existing file unless `overwrite` (never lose a user's file)."""
+  if os.path.isdir(path):
+    raise cli.UsageError(f"--output-file {path} is a directory.")
   if os.path.exists(path) and not overwrite:
     raise cli.UsageError(f"--output-file {path} exists; pass --overwrite to replace it or "
                          "choose another name.")
-  if os.path.isdir(path):
-    raise cli.UsageError(f"--output-file {path} is a directory.")
+
+
+def write_vocab(path: str, vocab: Sequence[str], overwrite: bool = False) -> None:
+  """Writes one token per line (atomically); refuses to replace a file unless asked."""
+  check_output_file(path, overwrite)
   with utils.atomic_write(path) as f:
     f.write("".join(token + "\n" for token in vocab))
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+  """Parses the command line."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--corpus-dir", required=True,
                       help="Directory of UTF-8 text files (the dataset builder's format).")
@@ -243,9 +249,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
+  """Builds and writes the vocabulary; raises on bad input (see util.cli)."""
   args = parse_args(argv)
-  if os.path.exists(args.output_file) and not args.overwrite:
-    write_vocab(args.output_file, [], overwrite=False)  # Raises before the slow work.
+  check_output_file(args.output_file, args.overwrite)  # Before the slow work.
   _import_tokenizers()
   start = time.time()
   basic = tokenization.BasicTokenizer(do_lower_case=args.do_lower_case,

@@ -526,3 +526,26 @@ def test_local_build_does_not_import_tensorflow(corpus_dir, vocab_file, tmp_path
                           text=True, timeout=300)
   assert result.stdout.strip().split("\n")[-1] == "exit 0 False", result.stderr
   assert read_shards(out, 40)  # Readable by tf.data.
+
+
+def _shard_bytes(directory):
+  return {name: open(os.path.join(directory, name), "rb").read()
+          for name in sorted(os.listdir(directory))}
+
+
+def test_vocab_and_output_inside_the_corpus_dir_are_not_corpus_text(tmp_path, capsys):
+  """The recipe `--corpus-dir $D --vocab-file $D/vocab.txt --output-dir $D/pretrain_tfrecords`."""
+  from tests.conftest import UNCASED_VOCAB
+  clean, mixed = tmp_path / "clean", tmp_path / "mixed"
+  for directory in (clean, mixed):
+    directory.mkdir()
+    shutil.copy(CORPUS_SLICES[0], directory)
+  shutil.copy(UNCASED_VOCAB, mixed / "vocab.txt")
+  flags = ["--max-seq-length", "64", "--seed", "3"]
+  assert bpd.main(["--corpus-dir", str(clean), "--vocab-file", UNCASED_VOCAB, "--output-dir",
+                   str(tmp_path / "expected"), *flags]) == 0
+  for _ in range(2):  # The second run finds its own output dir in the corpus dir.
+    assert bpd.main(["--corpus-dir", str(mixed), "--vocab-file", str(mixed / "vocab.txt"),
+                     "--output-dir", str(mixed / "pretrain_tfrecords"), *flags]) == 0
+    assert _shard_bytes(mixed / "pretrain_tfrecords") == _shard_bytes(tmp_path / "expected")
+  assert "not reading vocab.txt, pretrain_tfrecords in --corpus-dir" in capsys.readouterr().err
