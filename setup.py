@@ -25,7 +25,8 @@ setup(
         "safetensors",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist"],
+        # tokenizers too, so that build_vocab.py's tests run rather than skip.
+        "test": ["pytest>=7", "pytest-xdist", "tokenizers>=0.13"],
         # Optional: build_vocab.py's WordPiece trainer (Hugging Face tokenizers, Rust).
         "vocab": ["tokenizers>=0.13"],
     },
