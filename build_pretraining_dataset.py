@@ -847,7 +847,9 @@ def check_output_dir(output_dir: str, protected: Sequence[str]) -> None:
   The original deletes the output dir unconditionally; a mistyped path (the
   corpus, the home directory) would be lost, so only a directory holding
   nothing but `pretrain_data.tfrecord-*` shards is replaced, and never one
-  that is, contains or is inside an input (`util.paths.check_output_apart`).
+  that is or contains an input (`util.paths.check_output_apart`). An output
+  inside the corpus dir is fine (the Spanish-ELECTRA recipe's
+  `$DATA_DIR/pretrain_tfrecords`): the corpus reader skips it.
 
   Raises:
     ValueError: `output_dir` is remote, overlaps a protected input, or holds
@@ -856,7 +858,8 @@ def check_output_dir(output_dir: str, protected: Sequence[str]) -> None:
   if _is_remote(output_dir):
     raise ValueError(f"Output directory {output_dir}: only local directories are "
                      "supported (shards are staged and renamed into place).")
-  paths.check_output_apart(output_dir, "--output-dir", [(path, "the input") for path in protected])
+  paths.check_output_apart(output_dir, "--output-dir", [(path, "the input") for path in protected],
+                           inside=False)
   if os.path.isdir(output_dir):
     if not _only_shards(output_dir):
       others = sorted(name for name in os.listdir(output_dir)
@@ -888,11 +891,11 @@ def check_vocab(vocab_file: str) -> None:
   tokenization.validate_special_tokens(vocab, REQUIRED_TOKENS, vocab_file)
 
 
-def check_input_files(directory: str, what: str) -> List[str]:
-  """Lists `directory` and checks every entry is a readable file.
+def check_input_files(directory: str, what: str, skip: Sequence[str] = ()) -> List[str]:
+  """Lists `directory` and checks every entry (but the names in `skip`) is a readable file.
 
   Returns:
-    The sorted entry names.
+    The sorted entry names, without `skip`.
 
   Raises:
     FileNotFoundError: the directory does not exist.
@@ -901,14 +904,14 @@ def check_input_files(directory: str, what: str) -> List[str]:
   if _is_remote(directory):
     if not _tf().io.gfile.isdir(directory):
       raise FileNotFoundError(f"{what} {directory} does not exist or is not a directory.")
-    names = sorted(listdir(directory))
+    names = sorted(set(listdir(directory)) - set(skip))
   else:
     if not os.path.exists(directory):
       raise FileNotFoundError(f"{what} {directory} does not exist.")
     if not os.path.isdir(directory):
       raise ValueError(f"{what} {directory} is not a directory; pass the directory that "
                        "holds the text files.")
-    names = sorted(os.listdir(directory))
+    names = sorted(set(os.listdir(directory)) - set(skip))
     for name in names:
       path = os.path.join(directory, name)
       if os.path.isdir(path):
@@ -920,6 +923,30 @@ def check_input_files(directory: str, what: str) -> List[str]:
   if not names:
     raise ValueError(f"{what} {directory} is empty; nothing to build.")
   return names
+
+
+def own_files_in_corpus(args: argparse.Namespace) -> List[str]:
+  """Names in --corpus-dir that are this run's --vocab-file or --output-dir (not corpus text).
+
+  The widely used recipe `--corpus-dir $DATA_DIR --vocab-file $DATA_DIR/vocab.txt
+  --output-dir $DATA_DIR/pretrain_tfrecords` keeps all three in one
+  directory; the original then read the vocabulary as text (and failed on
+  the output directory). Only local paths are compared.
+  """
+  if _is_remote(args.corpus_dir):
+    return []
+  corpus = os.path.realpath(args.corpus_dir)
+  output = os.path.normpath(args.output_dir)
+  names = []
+  for path in (args.vocab_file, output, output + INCOMPLETE_SUFFIX):
+    if not _is_remote(path) and os.path.dirname(os.path.realpath(path)) == corpus:
+      names.append(os.path.basename(path))
+  return names
+
+
+def corpus_file_names(args: argparse.Namespace) -> List[str]:
+  """The sorted corpus files to read: --corpus-dir without `own_files_in_corpus`."""
+  return check_input_files(args.corpus_dir, "Corpus directory", own_files_in_corpus(args))
 
 
 def add_tokenizer_args(parser: argparse.ArgumentParser) -> None:
@@ -983,7 +1010,7 @@ def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> Bui
       blanks_separate_docs=args.blanks_separate_docs, do_lower_case=args.do_lower_case,
       strip_accents=args.strip_accents, rng=rng)
   log("Writing tf examples")
-  fnames = job_files(sorted(listdir(args.corpus_dir)), job_id, args.num_processes)
+  fnames = job_files(corpus_file_names(args), job_id, args.num_processes)
   rng.shuffle(fnames)
   start_time = time.time()
   try:
@@ -1003,7 +1030,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
   def build(_) -> None:
     check_common_args(args)
-    check_input_files(args.corpus_dir, "Corpus directory")
+    corpus_file_names(args)
+    skipped = [name for name in own_files_in_corpus(args)
+               if os.path.exists(os.path.join(args.corpus_dir, name))]
+    if skipped:
+      print(f"note: not reading {', '.join(skipped)} in --corpus-dir as text: "
+            "they are this run's vocab file / output.", file=sys.stderr)
     check_vocab(args.vocab_file)
     check_output_dir(args.output_dir, [args.corpus_dir, args.vocab_file])
     build_shards(write_examples, args, args.output_dir)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Dict, List
 
+from model import tokenization
 from util import config_base
 from util.config_base import HParamType, PathTemplate
 
@@ -99,6 +100,13 @@ class FinetuningConfig(config_base.HParamsConfig):
     # Passed-in arguments override (for example) debug-mode defaults.
     self.update(kwargs)
     self._set_debug_dependent_paths(pretrained_model_dir, tasks, kwargs)
+    self._resolve_vocab_size(kwargs)
+
+  def _resolve_vocab_size(self, kwargs: Dict[str, Any]) -> None:
+    """vocab_size follows vocab_file (new): its line count unless given; never smaller."""
+    if config_base.path_exists(self.vocab_file):
+      self.vocab_size = tokenization.resolve_vocab_size(
+          self.vocab_file, kwargs.get("vocab_size"), "hparam vocab_size")
 
   def _set_general_defaults(self) -> None:
     self.debug = False  # Tiny model, small data (§2.3).
@@ -117,7 +125,7 @@ class FinetuningConfig(config_base.HParamsConfig):
     # here, as in the original (hparams.md §0 step 2).
     self.model_hparam_overrides = kwargs.get("model_hparam_overrides", {})
     self.embedding_size = None  # None: the hidden size; the small preset sets 128.
-    self.vocab_size = 30522
+    self.vocab_size = 30522  # Default: the line count of vocab_file when it exists.
     self.do_lower_case = True
 
   def _set_optimization_defaults(self) -> None:

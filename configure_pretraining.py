@@ -16,6 +16,7 @@ import logging
 import os
 from typing import Any, ClassVar, Dict
 
+from model import tokenization
 from util import config_base
 from util.config_base import HParamType
 
@@ -76,10 +77,17 @@ class PretrainingConfig(config_base.HParamsConfig):
     self._apply_derived_and_presets()
     # Passed-in arguments override (for example) debug-mode defaults (§0 step 5).
     self.update(kwargs)
+    self._resolve_vocab_size(kwargs)
     if self.electric_objective and not self.two_tower_generator:
       logger.warning("electric_objective is set but two_tower_generator was explicitly "
                      "set to false: the Electric model needs the two-tower generator "
                      "(hparams.md §1.1); drop the two_tower_generator override.")
+
+  def _resolve_vocab_size(self, kwargs: Dict[str, Any]) -> None:
+    """vocab_size follows vocab_file (new): its line count unless given; never smaller."""
+    if config_base.path_exists(self.vocab_file):
+      self.vocab_size = tokenization.resolve_vocab_size(
+          self.vocab_file, kwargs.get("vocab_size"), "hparam vocab_size")
 
   def _set_run_defaults(self) -> None:
     self.debug = False  # Tiny model, few steps (§1.2).
@@ -110,7 +118,7 @@ class PretrainingConfig(config_base.HParamsConfig):
     # here, as in the original (§0 step 2).
     self.model_hparam_overrides = kwargs.get("model_hparam_overrides", {})
     self.embedding_size = None  # None: the hidden size; the small preset sets 128.
-    self.vocab_size = 30522  # Must match the vocab file.
+    self.vocab_size = 30522  # Default: the line count of vocab_file when it exists.
     self.do_lower_case = True  # Inert in pre-training (hparams.md Quirks).
 
   def _set_generator_defaults(self) -> None:

@@ -13,17 +13,21 @@ setup(
         "configure_pretraining", "configure_finetuning",
         "build_pretraining_dataset", "build_openwebtext_pretraining_dataset",
         "run_pretraining", "run_finetuning", "export_model", "flops_computation",
-        "convert_hf", "score_text",
+        "convert_hf", "score_text", "build_vocab",
     ],
     install_requires=[
         "tensorflow>=2.16",
         "numpy",
         "scikit-learn",
         "scipy",
+        # model.safetensors for the Hugging Face export/import: tiny, no
+        # dependencies, numpy API, what transformers itself reads.
+        "safetensors",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist"],
-        # Optional: only used to cross-check our own numpy safetensors reader/writer.
-        "hf": ["safetensors"],
+        # tokenizers too, so that build_vocab.py's tests run rather than skip.
+        "test": ["pytest>=7", "pytest-xdist", "tokenizers>=0.13"],
+        # Optional: build_vocab.py's WordPiece trainer (Hugging Face tokenizers, Rust).
+        "vocab": ["tokenizers>=0.13"],
     },
 )

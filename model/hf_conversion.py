@@ -3,8 +3,8 @@
 Converts between the TF1 checkpoint names of this code base and the original
 (spec: checkpoints.md §2, §3) and the state-dict keys of the `transformers`
 ELECTRA models (spec: checkpoints.md §6), in both directions, and reads and
-writes the `safetensors` format with numpy alone (the `safetensors` package
-is not needed). `transformers` 5 dropped its TF1 checkpoint loader
+writes `model.safetensors` with the `safetensors` package's numpy API (no
+torch needed). `transformers` 5 dropped its TF1 checkpoint loader
 (`load_tf_weights_in_electra`); this module replaces that path.
 
 Supported models (`model_type`):
@@ -35,12 +35,6 @@ Name rules (HF <- TF1): `kernel` -> `weight` transposed ([in, out] ->
 dense_1` -> `dense_prediction`; `generator_predictions/output_bias` ->
 `generator_lm_head.bias`. `generator_lm_head.weight` is tied to the word
 embeddings and, as `save_pretrained` does, not written.
-
-safetensors layout (written and checked here): 8-byte little-endian header
-length N, N bytes of JSON `{"__metadata__": {...}, name: {"dtype", "shape",
-"data_offsets": [begin, end]}}` padded with spaces to a multiple of 8, then the
-tensors' little-endian C-order bytes, contiguous, no holes, offsets relative to
-the end of the header.
 """
 from __future__ import annotations
 
@@ -48,14 +42,13 @@ import collections.abc
 import dataclasses
 import json
 import logging
-import math
 import os
 import shutil
-import struct
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from model import tokenization
 from model.modeling import BertConfig, BertModel
 from util import utils
 
@@ -91,38 +84,27 @@ _IGNORED_HF_KEYS = ("embeddings.position_ids", "embeddings.token_type_ids")
 _TIED_LM_HEAD = "generator_lm_head.weight"
 _HEAD_PREFIXES = ("discriminator_predictions.", "generator_predictions.", "generator_lm_head.",
                   "classifier.", "qa_outputs.")
-_MAX_HEADER_BYTES = 100 * 1024 * 1024
-
-# safetensors dtype tag <-> numpy dtype (little-endian). BF16 has no numpy
-# dtype: it is read as the upper 16 bits of a float32.
-_ST_DTYPES = {
-    "BOOL": np.dtype("?"), "U8": np.dtype("u1"), "I8": np.dtype("i1"),
-    "U16": np.dtype("<u2"), "I16": np.dtype("<i2"), "F16": np.dtype("<f2"),
-    "U32": np.dtype("<u4"), "I32": np.dtype("<i4"), "F32": np.dtype("<f4"),
-    "U64": np.dtype("<u8"), "I64": np.dtype("<i8"), "F64": np.dtype("<f8"),
-}
-_BF16 = "BF16"
+SAFETENSORS_HINT = "pip install safetensors  (a dependency of this package: pip install -e .)"
 
 
 # ----------------------------------------------------------------------------
-# safetensors
+# safetensors (the `safetensors` package's numpy API)
 # ----------------------------------------------------------------------------
 
-def _st_dtype_tag(array: np.ndarray, name: str) -> str:
-  for tag, dtype in _ST_DTYPES.items():
-    if array.dtype.kind == dtype.kind and array.dtype.itemsize == dtype.itemsize:
-      return tag
-  raise ValueError(f"Tensor {name!r} has dtype {array.dtype}, which safetensors cannot "
-                   "store; cast it to float32 or an integer type.")
+def _safetensors():
+  """The `safetensors` package, or a ValueError saying how to install it."""
+  try:
+    import safetensors  # pylint: disable=import-outside-toplevel
+    import safetensors.numpy  # pylint: disable=import-outside-toplevel,unused-import
+  except ImportError as e:
+    raise ValueError(f"Hugging Face conversion needs the safetensors package: "
+                     f"{SAFETENSORS_HINT}") from e
+  return safetensors
 
 
 def write_safetensors(path: str, tensors: Mapping[str, np.ndarray],
                       metadata: Optional[Mapping[str, str]] = None) -> None:
-  """Writes `tensors` to a `.safetensors` file (atomically).
-
-  Tensors are stored little-endian, C order, largest element size first
-  (then by name); the JSON header is padded with spaces to a multiple of 8
-  bytes, so every tensor is aligned to its element size in the file.
+  """Writes `tensors` to a `.safetensors` file (atomically) with `safetensors.numpy`.
 
   Args:
     path: str. File to write.
@@ -130,166 +112,54 @@ def write_safetensors(path: str, tensors: Mapping[str, np.ndarray],
     metadata: {str: str} stored as `__metadata__` (e.g. {"format": "pt"}).
 
   Raises:
-    ValueError: an empty or reserved name, non-string metadata, or an
-      unsupported dtype.
+    ValueError: the package is missing, or it rejects a name, a dtype or the
+      metadata.
   """
-  header: Dict[str, Any] = {}
-  if metadata:
-    bad = {k: v for k, v in metadata.items() if not (isinstance(k, str) and isinstance(v, str))}
-    if bad:
-      raise ValueError(f"safetensors metadata must map strings to strings; got {bad!r}.")
-    header["__metadata__"] = dict(metadata)
-  converted = {}
-  for name, value in tensors.items():
-    if not isinstance(name, str) or not name or name == "__metadata__":
-      raise ValueError(f"Invalid safetensors tensor name {name!r}.")
-    array = np.asarray(value)
-    tag = _st_dtype_tag(array, name)
-    converted[name] = (tag, np.asarray(array, dtype=_ST_DTYPES[tag]))  # Keeps 0-d shapes.
-  arrays = []
-  offset = 0
-  for name in sorted(converted, key=lambda n: (-converted[n][1].itemsize, n)):
-    tag, array = converted[name]
-    header[name] = {"dtype": tag, "shape": list(array.shape),
-                    "data_offsets": [offset, offset + array.nbytes]}
-    offset += array.nbytes
-    arrays.append(array)
-  header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
-  header_bytes += b" " * (-len(header_bytes) % 8)
-  with utils.atomic_write(path, "wb") as f:
-    f.write(struct.pack("<Q", len(header_bytes)))
-    f.write(header_bytes)
-    for array in arrays:
-      f.write(array.tobytes(order="C"))
-
-
-@dataclasses.dataclass(frozen=True)
-class SafetensorsEntry:
-  """One tensor of a safetensors header.
-
-  Attributes:
-    dtype: the safetensors tag, e.g. "F32".
-    shape: the tensor's shape.
-    begin, end: byte offsets in the data section.
-  """
-  dtype: str
-  shape: Tuple[int, ...]
-  begin: int
-  end: int
-
-
-def read_safetensors_header(path: str) -> Tuple[Dict[str, SafetensorsEntry], Dict[str, str], int]:
-  """Reads and validates a safetensors header.
-
-  Args:
-    path: str. A `.safetensors` file.
-
-  Returns:
-    ({name: SafetensorsEntry}, metadata, byte offset of the data section).
-
-  Raises:
-    FileNotFoundError: `path` does not exist.
-    ValueError: the file is not a valid safetensors file (truncated header,
-      bad JSON, unknown dtype, a size that does not match the shape, offsets
-      outside the file, or overlapping / non-contiguous tensors); the message
-      names the file and the tensor.
-  """
-  if not os.path.isfile(path):
-    raise FileNotFoundError(f"safetensors file {path} does not exist.")
-  file_size = os.path.getsize(path)
-  with open(path, "rb") as f:
-    prefix = f.read(8)
-    if len(prefix) < 8:
-      raise ValueError(f"{path} is not a safetensors file: shorter than its 8-byte header "
-                       "length.")
-    (header_len,) = struct.unpack("<Q", prefix)
-    if header_len > min(file_size - 8, _MAX_HEADER_BYTES):
-      raise ValueError(f"{path} is not a safetensors file: header length {header_len} "
-                       f"exceeds the file size {file_size} (or 100 MB); the file is "
-                       "truncated or of another format.")
-    raw = f.read(header_len)
+  st = _safetensors()
+  arrays = {name: np.ascontiguousarray(np.asarray(value)) for name, value in tensors.items()}
   try:
-    header = json.loads(raw.decode("utf-8"))
-  except (UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise ValueError(f"{path}: safetensors header is not valid UTF-8 JSON: {e}") from e
-  if not isinstance(header, dict):
-    raise ValueError(f"{path}: safetensors header must be a JSON object.")
-  metadata = header.pop("__metadata__", None) or {}
-  if not isinstance(metadata, dict):
-    raise ValueError(f"{path}: __metadata__ must be a JSON object of strings.")
-  data_start = 8 + header_len
-  entries = {name: _parse_entry(path, name, info) for name, info in header.items()}
-  _check_coverage(path, entries, file_size - data_start)
-  return entries, metadata, data_start
-
-
-def _parse_entry(path: str, name: str, info: Any) -> SafetensorsEntry:
-  if not isinstance(info, dict) or not {"dtype", "shape", "data_offsets"} <= set(info):
-    raise ValueError(f"{path}: tensor {name!r} needs dtype, shape and data_offsets; got "
-                     f"{info!r}.")
-  dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-  if dtype != _BF16 and dtype not in _ST_DTYPES:
-    raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {dtype!r} (supported: "
-                     f"{', '.join(sorted(_ST_DTYPES) + [_BF16])}).")
-  if (not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape)
-      or not isinstance(offsets, list) or len(offsets) != 2
-      or not all(isinstance(o, int) and o >= 0 for o in offsets) or offsets[0] > offsets[1]):
-    raise ValueError(f"{path}: tensor {name!r} has an invalid shape {shape!r} or "
-                     f"data_offsets {offsets!r}.")
-  itemsize = 2 if dtype == _BF16 else _ST_DTYPES[dtype].itemsize
-  expected = math.prod(shape) * itemsize
-  if offsets[1] - offsets[0] != expected:
-    raise ValueError(f"{path}: tensor {name!r} ({dtype} {shape}) needs {expected} bytes but "
-                     f"its data_offsets {offsets} span {offsets[1] - offsets[0]}.")
-  return SafetensorsEntry(dtype, tuple(shape), offsets[0], offsets[1])
-
-
-def _check_coverage(path: str, entries: Mapping[str, SafetensorsEntry], data_size: int) -> None:
-  """The tensors must tile the data section exactly: no hole, no overlap, nothing after."""
-  position = 0
-  for name, entry in sorted(entries.items(), key=lambda kv: (kv[1].begin, kv[1].end)):
-    if entry.begin != position:
-      kind = "overlaps the previous tensor" if entry.begin < position else "leaves a hole"
-      raise ValueError(f"{path}: tensor {name!r} at bytes [{entry.begin}, {entry.end}) {kind} "
-                       f"(expected it to start at {position}); the file is corrupt.")
-    position = entry.end
-  if position != data_size:
-    raise ValueError(f"{path}: the tensors cover {position} bytes but the data section has "
-                     f"{data_size}; the file is truncated or corrupt.")
+    data = st.numpy.save(arrays, metadata=dict(metadata) if metadata else None)
+  except (st.SafetensorError, TypeError, ValueError) as e:
+    raise ValueError(f"Cannot write {path} as safetensors: {e}") from e
+  with utils.atomic_write(path, "wb") as f:
+    f.write(data)
 
 
 def read_safetensors(path: str, names: Optional[Sequence[str]] = None) -> Dict[str, np.ndarray]:
-  """Reads tensors from a `.safetensors` file.
+  """Reads tensors from a `.safetensors` file with the `safetensors` package.
 
   Args:
     path: str. The file.
     names: tensors to read; None reads all.
 
   Returns:
-    {name: array} in the stored dtype, except BF16, which is widened
-    (exactly) to float32.
+    {name: array} in the stored dtype, except BF16 (which numpy lacks): it is
+    widened, exactly, to float32.
 
   Raises:
-    FileNotFoundError, ValueError: see `read_safetensors_header`; also a
-      requested name that is not in the file.
+    FileNotFoundError: `path` does not exist.
+    ValueError: not a valid safetensors file (the package's message follows
+      the file name), or a requested name that is not in it.
   """
-  entries, _, data_start = read_safetensors_header(path)
-  wanted = sorted(entries) if names is None else list(names)
-  absent = [n for n in wanted if n not in entries]
-  if absent:
-    raise ValueError(f"{path} has no tensors {absent}.")
-  out = {}
-  with open(path, "rb") as f:
-    for name in wanted:
-      entry = entries[name]
-      f.seek(data_start + entry.begin)
-      raw = f.read(entry.end - entry.begin)
-      if entry.dtype == _BF16:
-        bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-        array = bits.view(np.float32)
-      else:
-        array = np.frombuffer(raw, dtype=_ST_DTYPES[entry.dtype]).copy()
-      out[name] = array.reshape(entry.shape).astype(array.dtype.newbyteorder("="))
+  st = _safetensors()
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"safetensors file {path} does not exist.")
+  try:
+    with st.safe_open(path, framework="np") as f:
+      wanted = sorted(f.keys()) if names is None else list(names)
+      absent = [n for n in wanted if n not in set(f.keys())]
+      if absent:
+        raise ValueError(f"{path} has no tensors {absent}.")
+      bf16 = {n for n in wanted if f.get_slice(n).get_dtype() == "BF16"}
+      out = {n: f.get_tensor(n) for n in wanted if n not in bf16}
+  except st.SafetensorError as e:
+    raise ValueError(f"{path} is not a valid safetensors file: {e}") from e
+  if bf16:
+    with open(path, "rb") as f:
+      raw = dict(st.deserialize(f.read()))
+    for n in bf16:
+      bits = np.frombuffer(raw[n]["data"], dtype="<u2").astype(np.uint32) << 16
+      out[n] = bits.view(np.float32).reshape(raw[n]["shape"])
   return out
 
 
@@ -937,12 +807,18 @@ def combine_generator(discriminator: ImportedModel, generator: ImportedModel
 # Directories
 # ----------------------------------------------------------------------------
 
-def tokenizer_config(do_lower_case: bool, model_max_length: int) -> Dict[str, Any]:
-  """`tokenizer_config.json` for the BERT WordPiece vocab (ElectraTokenizer)."""
+def tokenizer_config(do_lower_case: bool, model_max_length: int,
+                     strip_accents: bool = True) -> Dict[str, Any]:
+  """`tokenizer_config.json` for the BERT WordPiece vocab (ElectraTokenizer).
+
+  `strip_accents` is written explicitly: our `BasicTokenizer` strips accents
+  only when lower-casing and `strip_accents` is set, so a cased model keeps
+  case and accents in `transformers` too.
+  """
   return {
       "tokenizer_class": "ElectraTokenizer",
       "do_lower_case": bool(do_lower_case),
-      "strip_accents": None,  # Follows do_lower_case, as BERT's BasicTokenizer.
+      "strip_accents": bool(do_lower_case and strip_accents),
       "tokenize_chinese_chars": True,
       "model_max_length": model_max_length,
       "unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]",
@@ -951,27 +827,22 @@ def tokenizer_config(do_lower_case: bool, model_max_length: int) -> Dict[str, An
 
 
 def check_vocab_size(vocab_file: str, vocab_size: int) -> int:
-  """Counts the tokens of `vocab_file` (one per line) against the model's vocab_size.
+  """Checks `vocab_file` against the model's vocab_size (`tokenization.resolve_vocab_size`).
 
   Returns:
-    The number of tokens; fewer than vocab_size is logged as a warning.
+    The number of lines of `vocab_file`; fewer than vocab_size (padding rows)
+    is logged.
 
   Raises:
-    ValueError: more tokens than vocab_size (their ids would be out of range).
+    ValueError: more lines than vocab_size (their ids would be out of range).
   """
-  with open(vocab_file, encoding="utf-8") as f:
-    n_vocab = sum(1 for line in f if line.strip())
-  if n_vocab > vocab_size:
-    raise ValueError(f"{vocab_file} has {n_vocab} tokens but the model's vocab_size is "
-                     f"{vocab_size}: ids beyond it would crash; use the model's vocabulary.")
-  if n_vocab < vocab_size:
-    logger.warning("%s has %d tokens, fewer than vocab_size %d.", vocab_file, n_vocab,
-                   vocab_size)
-  return n_vocab
+  tokenization.resolve_vocab_size(vocab_file, vocab_size, "the model's vocab_size")
+  return tokenization.count_vocab_lines(vocab_file)
 
 
 def save_hf_dir(output_dir: str, model: HFModel, vocab_file: Optional[str],
-                do_lower_case: bool = True, overwrite: bool = False) -> List[str]:
+                do_lower_case: bool = True, overwrite: bool = False,
+                strip_accents: bool = True) -> List[str]:
   """Writes `model.safetensors`, `config.json`, `vocab.txt`, `tokenizer_config.json`.
 
   Args:
@@ -981,6 +852,7 @@ def save_hf_dir(output_dir: str, model: HFModel, vocab_file: Optional[str],
       no tokenizer files (with a warning).
     do_lower_case: the tokenizer setting of the model.
     overwrite: replace files of a non-empty `output_dir`.
+    strip_accents: the model's accent setting (only effective when lower-casing).
 
   Returns:
     The paths written.
@@ -1006,8 +878,8 @@ def save_hf_dir(output_dir: str, model: HFModel, vocab_file: Optional[str],
     with open(vocab_file, "rb") as src, utils.atomic_write(vocab_out, "wb") as dst:
       shutil.copyfileobj(src, dst)
   tok_path = os.path.join(output_dir, TOKENIZER_CONFIG_FILE)
-  utils.write_json(tokenizer_config(do_lower_case, model.config["max_position_embeddings"]),
-                   tok_path)
+  utils.write_json(tokenizer_config(do_lower_case, model.config["max_position_embeddings"],
+                                    strip_accents), tok_path)
   return paths + [vocab_out, tok_path]
 
 

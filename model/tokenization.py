@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import collections
 import itertools
+import logging
 import os
 import re
 import unicodedata
-from typing import Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+logger = logging.getLogger("electra")
 
 # Code-point ranges of the "CJK Unified Ideographs" blocks and their
 # extensions and compatibility blocks (spec: data.md §2.3 step 3). Hangul,
@@ -132,6 +135,51 @@ def load_vocab(vocab_file: str) -> "collections.OrderedDict[str, int]":
           "must be UTF-8 text with one token per line.") from None
     vocab[token.strip()] = index
   return vocab
+
+
+def count_vocab_lines(vocab_file: str) -> int:
+  """The number of lines of `vocab_file`, i.e. one more than its largest token id.
+
+  Raises:
+    FileNotFoundError: the file does not exist.
+    ValueError: it is a directory.
+  """
+  data = _read_vocab_bytes(vocab_file).replace(b"\r", b"")
+  return data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
+
+
+def resolve_vocab_size(vocab_file: str, vocab_size: Optional[int] = None,
+                       what: str = "vocab_size") -> int:
+  """The embedding-table size for `vocab_file`: its line count unless given.
+
+  A given `vocab_size` may exceed the line count (padding rows, e.g. for
+  TPU-friendly sizes; logged) but not be smaller: ids of the last lines
+  would index past the table.
+
+  Args:
+    vocab_file: the WordPiece vocabulary (local or any TF filesystem URL).
+    vocab_size: the configured size, or None to infer it.
+    what: how the size is named in messages (e.g. "hparam vocab_size").
+
+  Returns:
+    `vocab_size`, or the number of lines of `vocab_file` when None.
+
+  Raises:
+    FileNotFoundError: `vocab_file` does not exist.
+    ValueError: `vocab_size` is smaller than the number of lines.
+  """
+  lines = count_vocab_lines(vocab_file)
+  if vocab_size is None:
+    return lines
+  if vocab_size < lines:
+    raise ValueError(
+        f"{what} is {vocab_size} but {vocab_file} has {lines} lines: ids {vocab_size}.."
+        f"{lines - 1} would index past the embedding table. Leave vocab_size out (it is "
+        f"then the vocab file's line count, {lines}) or set it to at least {lines}.")
+  if vocab_size > lines:
+    logger.info("%s %d exceeds the %d lines of %s: rows %d..%d are padding, never used as "
+                "ids.", what, vocab_size, lines, vocab_file, lines, vocab_size - 1)
+  return vocab_size
 
 
 def validate_special_tokens(vocab: Mapping[str, int], tokens: Sequence[str],

@@ -210,3 +210,16 @@ def test_hparams_json_file(tmp_path):
   config = make(**config_base.parse_hparams(str(path)))
   assert (config.task_names, config.num_trials) == (["mrpc"], -1)
   assert config.results_txt == PRETRAINED + "/results/mrpc_results.txt"
+
+
+def test_vocab_size_follows_the_model_dirs_vocab_file(tmp_path):
+  (tmp_path / "vocab.txt").write_text("a\nb\nc\n", encoding="utf-8")
+  assert FinetuningConfig("m", str(tmp_path)).vocab_size == 3
+  model_dir = tmp_path / "models" / "m"
+  model_dir.mkdir(parents=True)
+  (model_dir / "vocab.txt").write_text("".join(f"t{i}\n" for i in range(11)), encoding="utf-8")
+  config = FinetuningConfig("m", str(tmp_path))  # The model's own vocab wins.
+  assert (config.vocab_file, config.vocab_size) == (str(model_dir / "vocab.txt"), 11)
+  assert FinetuningConfig("m", str(tmp_path), vocab_size=16).vocab_size == 16
+  with pytest.raises(ValueError, match="hparam vocab_size is 3 but .* has 11 lines"):
+    FinetuningConfig("m", str(tmp_path), vocab_size=3)

@@ -201,3 +201,42 @@ def test_dump_lines_and_json(tmp_path):
   loaded.pop("max_predictions_per_seq")
   model_name = loaded.pop("model_name")
   assert PretrainingConfig(model_name, "/data", **loaded).to_dict() == config.to_dict()
+
+
+# --------------------------------------------------------------------------- vocab_size
+
+
+def _vocab(path, n_lines):
+  path.write_text("".join(f"[tok{i}]\n" for i in range(n_lines)), encoding="utf-8")
+  return str(path)
+
+
+def test_vocab_size_follows_the_vocab_file(tmp_path, caplog):
+  _vocab(tmp_path / "vocab.txt", 57)
+  assert PretrainingConfig("m", str(tmp_path)).vocab_size == 57
+  assert PretrainingConfig("m", str(tmp_path), vocab_size=57).vocab_size == 57
+  # No vocab file (the run reads only tfrecords): the original's default.
+  assert PretrainingConfig("m", str(tmp_path / "none")).vocab_size == 30522
+  other = _vocab(tmp_path / "other.txt", 9)
+  assert PretrainingConfig("m", str(tmp_path), vocab_file=other).vocab_size == 9
+  # Larger: padding rows, allowed and logged.
+  logger = logging.getLogger("electra")
+  propagate, logger.propagate = logger.propagate, True
+  try:
+    with caplog.at_level(logging.INFO, logger="electra"):
+      assert PretrainingConfig("m", str(tmp_path), vocab_size=64).vocab_size == 64
+  finally:
+    logger.propagate = propagate
+  assert "vocab_size 64 exceeds the 57 lines" in caplog.text
+  assert "rows 57..63 are padding" in caplog.text
+
+
+def test_vocab_size_smaller_than_the_vocab_file_is_an_error(tmp_path):
+  vocab = _vocab(tmp_path / "vocab.txt", 57)
+  with pytest.raises(ValueError, match=f"hparam vocab_size is 56 but {vocab} has 57 lines"):
+    PretrainingConfig("m", str(tmp_path), vocab_size=56)
+
+
+def test_bundled_vocab_gives_the_original_default(tmp_path):
+  from tests.conftest import UNCASED_VOCAB
+  assert PretrainingConfig("m", str(tmp_path), vocab_file=UNCASED_VOCAB).vocab_size == 30522

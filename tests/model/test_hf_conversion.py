@@ -24,6 +24,7 @@ from model.modeling import BertConfig, BertModel, Dense
 from pretrain.pretrain_helpers import SpecialTokenIds
 from pretrain.pretraining_model import DiscriminatorHead, PretrainingModel, TokenPredictionsHead
 from tests.conftest import TEST_DATA
+from tests.hf_tokenizers import hf_tokenizers_from_dir
 from tests.model.real_batches import moby_dick_batch
 
 V = 30522  # The real uncased vocabulary.
@@ -615,62 +616,23 @@ def _sample_tensors():
           "f.mask": np.array([True, False, True]), "g.bytes": np.arange(5, dtype=np.uint8)}
 
 
-def test_safetensors_bytes_follow_the_format(tmp_path):
-  tensors = _sample_tensors()
-  path = str(tmp_path / "t.safetensors")
-  hf_conversion.write_safetensors(path, tensors, {"format": "pt"})
-  raw = open(path, "rb").read()
-  (n,) = struct.unpack("<Q", raw[:8])
-  assert n % 8 == 0 and (8 + n) % 8 == 0
-  header_text = raw[8:8 + n].decode("utf-8")
-  assert header_text.startswith("{") and header_text.rstrip(" ").endswith("}")
-  assert len(header_text) - len(header_text.rstrip(" ")) < 8  # Only alignment padding.
-  header = json.loads(header_text)
-  assert header.pop("__metadata__") == {"format": "pt"}
-  tags = {k: h["dtype"] for k, h in header.items()}
-  assert tags == {"b.weight": "F32", "a.half": "F16", "c.ids": "I64", "d.scalar": "F64",
-                  "e.empty": "F32", "f.mask": "BOOL", "g.bytes": "U8"}
-  data = raw[8 + n:]
-  end = 0
-  for name in sorted(header, key=lambda k: header[k]["data_offsets"]):
-    begin, stop = header[name]["data_offsets"]
-    assert begin == end  # Contiguous, no holes.
-    expected = np.asarray(tensors[name])
-    assert (8 + n + begin) % expected.itemsize == 0  # Aligned to the element size.
-    assert header[name]["shape"] == list(expected.shape)
-    little = expected.astype(expected.dtype.newbyteorder("<")).tobytes()
-    assert data[begin:stop] == little
-    end = stop
-  assert end == len(data)
-  back = hf_conversion.read_safetensors(path)
-  assert sorted(back) == sorted(tensors)
-  for name, value in tensors.items():
-    assert back[name].dtype == np.asarray(value).dtype
-    np.testing.assert_array_equal(back[name], value)
-
-
-def test_safetensors_cross_check_with_the_package(tmp_path):
-  try:
-    import safetensors.numpy
-  except ImportError:
-    pytest.skip("the optional safetensors package is not installed (pip install safetensors)")
+def test_safetensors_round_trip_and_package_interop(tmp_path):
+  import safetensors.numpy
   tensors = _sample_tensors()
   ours = str(tmp_path / "ours.safetensors")
   hf_conversion.write_safetensors(ours, tensors, {"format": "pt"})
   loaded = safetensors.numpy.load_file(ours)
   assert sorted(loaded) == sorted(tensors)
   for name, value in tensors.items():
+    assert loaded[name].dtype == np.asarray(value).dtype
     np.testing.assert_array_equal(loaded[name], value)
   with safetensors.safe_open(ours, "np") as f:
     assert f.metadata() == {"format": "pt"}
-  theirs = str(tmp_path / "theirs.safetensors")
-  safetensors.numpy.save_file({k: np.asarray(v) for k, v in tensors.items()}, theirs,
-                              metadata={"format": "pt"})
-  entries, metadata, _ = hf_conversion.read_safetensors_header(theirs)
-  assert metadata == {"format": "pt"}
-  back = hf_conversion.read_safetensors(theirs)
-  for name, value in tensors.items():
-    np.testing.assert_array_equal(back[name], value)
+  back = hf_conversion.read_safetensors(ours, ["b.weight", "c.ids"])
+  assert sorted(back) == ["b.weight", "c.ids"]
+  np.testing.assert_array_equal(back["c.ids"], tensors["c.ids"])
+  with pytest.raises(ValueError, match=r"has no tensors \['nope'\]"):
+    hf_conversion.read_safetensors(ours, ["nope"])
 
 
 def _raw_safetensors(path, header, data: bytes):
@@ -684,33 +646,36 @@ def test_safetensors_bf16_is_widened_exactly(tmp_path):
   values = np.array([1.0, -2.5, 3.140625, 0.0], np.float32)
   bf16 = (values.view(np.uint32) >> 16).astype("<u2").tobytes()
   path = _raw_safetensors(str(tmp_path / "bf16.safetensors"),
-                          {"w": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [0, 8]}}, bf16)
-  out = hf_conversion.read_safetensors(path)["w"]
-  assert out.dtype == np.float32
-  np.testing.assert_array_equal(out, values.reshape(2, 2))
+                          {"w": {"dtype": "BF16", "shape": [2, 2], "data_offsets": [0, 8]},
+                           "v": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}},
+                          bf16 + np.float32(7).tobytes())
+  out = hf_conversion.read_safetensors(path)
+  assert out["w"].dtype == np.float32
+  np.testing.assert_array_equal(out["w"], values.reshape(2, 2))
+  np.testing.assert_array_equal(out["v"], [7.0])
 
 
-@pytest.mark.parametrize("header,data,match", [
-    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 4, "needs 8 bytes"),
+@pytest.mark.parametrize("header,data", [
+    ({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 4]}}, b"\0" * 4),
     ({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
-      "v": {"dtype": "F32", "shape": [1], "data_offsets": [2, 6]}}, b"\0" * 6, "overlaps"),
-    ({"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}, b"\0" * 8, "leaves a hole"),
-    ({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 9, "truncated or"),
-    ({"w": {"dtype": "Q7", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4, "unsupported dtype"),
-    ({"w": {"dtype": "F32", "shape": [1]}}, b"\0" * 4, "needs dtype, shape and data_offsets"),
+      "v": {"dtype": "F32", "shape": [1], "data_offsets": [2, 6]}}, b"\0" * 6),
+    ({"w": {"dtype": "Q7", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4),
+    ({"w": {"dtype": "F32", "shape": [1]}}, b"\0" * 4),
 ])
-def test_safetensors_rejects_invalid_files(tmp_path, header, data, match):
+def test_safetensors_rejects_invalid_files(tmp_path, header, data):
   path = _raw_safetensors(str(tmp_path / "bad.safetensors"), header, data)
-  with pytest.raises(ValueError, match=match):
+  with pytest.raises(ValueError, match="bad.safetensors is not a valid safetensors file"):
     hf_conversion.read_safetensors(path)
 
 
-def test_safetensors_rejects_truncated_header(tmp_path):
+def test_safetensors_rejects_truncated_header_and_missing_file(tmp_path):
   path = str(tmp_path / "short.safetensors")
   with open(path, "wb") as f:
     f.write(struct.pack("<Q", 1000) + b"{}")
-  with pytest.raises(ValueError, match="header length 1000 exceeds the file size"):
+  with pytest.raises(ValueError, match="short.safetensors is not a valid safetensors file"):
     hf_conversion.read_safetensors(path)
+  with pytest.raises(FileNotFoundError, match="does not exist"):
+    hf_conversion.read_safetensors(str(tmp_path / "absent.safetensors"))
 
 
 # ----------------------------------------------------------------------------
@@ -747,8 +712,44 @@ def test_save_and_load_hf_dir(tmp_path, vocab_file):
   small_vocab = str(tmp_path / "v.txt")
   with open(small_vocab, "w") as f:
     f.write("\n".join(str(i) for i in range(V + 1)))
-  with pytest.raises(ValueError, match="30523 tokens but the model's vocab_size is 30522"):
+  with pytest.raises(ValueError, match="the model's vocab_size is 30522 but .* has 30523 lines"):
     hf_conversion.save_hf_dir(str(tmp_path / "hf2"), hf, small_vocab)
+
+
+MULTILINGUAL_TEXT = [
+    "¿Cómo estás? Muy bien, gracias: ¡qué día tan bonito en Perú! Él dijo «sí».",
+    "Über die Straße gehen Mädchen und Jungen; ÄÖÜ äöü ß.",
+    "L'été à Noël, garçon — naïve façade; ÉCOLE Œuvre.",
+    "人工智能是工程和科学的分支,致力于构建具有思维的机器。你好，世界！",
+    "Ελληνικά και Русский текст, 한국어 텍스트, ひらがな カタカナ.",
+]
+
+
+@pytest.mark.parametrize("vocab_name,do_lower_case,strip_accents", [
+    ("cased", False, True), ("uncased", True, True), ("uncased", True, False)])
+def test_exported_tokenizer_files_tokenize_like_full_tokenizer(
+    tmp_path, vocab_name, do_lower_case, strip_accents):
+  from tests.conftest import TEST_DATA, UNCASED_VOCAB
+  vocab_file = (UNCASED_VOCAB if vocab_name == "uncased" else
+                os.path.join(TEST_DATA, "vocab", "cased_vocab.txt"))
+  model = _pretraining_model(seed=15)
+  hf = hf_conversion.to_hf(model.named_variables(), "encoder", model.bert_config)
+  out = str(tmp_path / "hf")
+  hf_conversion.save_hf_dir(out, hf, vocab_file, do_lower_case, strip_accents=strip_accents)
+  tok = json.load(open(os.path.join(out, "tokenizer_config.json")))
+  assert tok["do_lower_case"] is do_lower_case
+  assert tok["strip_accents"] is (do_lower_case and strip_accents)
+  ours = tokenization.FullTokenizer(vocab_file, do_lower_case, strip_accents)
+  with open(os.path.join(TEST_DATA, "multilingual", "es_chatterbot.txt"), encoding="utf-8") as f:
+    spanish = f.read().splitlines()[:150]
+  texts = MULTILINGUAL_TEXT + spanish
+  for tokenize in hf_tokenizers_from_dir(out):
+    for text in texts:
+      assert tokenize(text) == ours.tokenize(text), text
+  # Not vacuous: the settings change the words.
+  words = "".join(ours.basic_tokenizer.tokenize(MULTILINGUAL_TEXT[0]))
+  assert any(c.isupper() for c in words) == (not do_lower_case)
+  assert any(c in "óéú" for c in words) == (not do_lower_case or not strip_accents)
 
 
 def test_load_hf_dir_without_weights_or_torch(tmp_path):

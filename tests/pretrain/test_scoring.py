@@ -196,10 +196,15 @@ def test_checkpoint_kinds():
     ("mlm", {"uniform_generator": True}, "uniform generator"),
     ("bogus", {}, "Unknown scoring method 'bogus'"),
 ])
-def test_method_model_mismatch_errors(method, hparams, match, tokenizer):
-  # A 200-row vocab table suffices here (the special ids are < 200).
-  model = PretrainingModel(PretrainingConfig("tiny", "/nonexistent", vocab_size=200,
-                                             **{**TINY_HPARAMS, **hparams}))
+def test_method_model_mismatch_errors(method, hparams, match, tokenizer, tmp_path):
+  # A 200-row vocab table suffices here (the special ids are < 200): the
+  # vocab's first 200 lines (vocab_size follows the vocab file).
+  with open(UNCASED_VOCAB, encoding="utf-8") as f:
+    head = [next(f) for _ in range(200)]
+  (tmp_path / "vocab.txt").write_text("".join(head), encoding="utf-8")
+  model = PretrainingModel(PretrainingConfig("tiny", "/nonexistent", **{
+      **TINY_HPARAMS, **hparams, "vocab_file": str(tmp_path / "vocab.txt")}))
+  assert model.bert_config.vocab_size == 200
   with pytest.raises(ValueError, match=match):
     scoring.make_scorer(method, model, tokenizer)
 
