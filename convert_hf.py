@@ -177,6 +177,8 @@ def _export_pretrained(args, hparams: Dict[str, Any]) -> Tuple[hf_conversion.HFM
                      "pass both in --hparams.")
   arrays = hf_conversion.CheckpointArrays(
       model_dir_lib.pretrained_checkpoint(model_dir, args.checkpoint))
+  model_dir_lib.check_encoder_fits(arrays.prefix, bert_config, config.embedding_size,
+                                   what="checkpoint")
   kwargs: Dict[str, Any] = {}
   if args.model_type == "discriminator":
     if not has_objective:
@@ -218,6 +220,8 @@ def _export_finetuned(args, hparams: Dict[str, Any]) -> Tuple[hf_conversion.HFMo
   merged, _ = model_dir_lib.merge_hparams(hparams, saved)
   config = configure_finetuning.FinetuningConfig(args.model_name, args.data_dir, **merged)
   bert_config = training_utils.get_model_bert_config(config)
+  model_dir_lib.check_encoder_fits(arrays.prefix, bert_config, config.embedding_size,
+                                   what="checkpoint")
   embedding = config.embedding_size or bert_config.hidden_size
   task = args.task or config.task_names[0]
   if task not in config.task_names:

@@ -49,13 +49,15 @@ def data_dir(tmp_path_factory):
 
 
 def listing(root):
-  """Every path under root with its size and mtime (what must not change)."""
+  """Every path under root, with size and mtime for files (what must not change)."""
   entries = {}
   for directory, dirs, files in os.walk(root):
     for name in dirs + files:
       path = os.path.join(directory, name)
       stat = os.lstat(path)
-      entries[os.path.relpath(path, root)] = (stat.st_size, stat.st_mtime_ns)
+      # A folder's own mtime moves when a lock file comes and goes; its entries must not.
+      entries[os.path.relpath(path, root)] = (
+          None if name in dirs else (stat.st_size, stat.st_mtime_ns))
   return entries
 
 
@@ -92,6 +94,19 @@ CASES = [
     ("pretrain-missing-vocab", "run_pretraining.py",
      lambda d: pretrain_args(d, dict(TINY_PRETRAIN, num_train_steps=2, vocab_file=os.path.join(
          d, "nope", "vocab.txt")), model="other"), 1, "vocab.txt"),
+    ("pretrain-debug-wipe-of-a-real-run", "run_pretraining.py",
+     lambda d: pretrain_args(d, {"debug": True, "max_seq_length": 32}), 2, "debug"),
+    ("pretrain-debug-missing-tfrecords", "run_pretraining.py",
+     lambda d: pretrain_args(d, {"debug": True, "pretrain_tfrecords": os.path.join(
+         d, "nope", "pretrain_data.tfrecord*")}), 1, "nope"),
+    ("finetune-architecture-mismatch", "run_finetuning.py",
+     lambda d: pretrain_args(d, {"task_names": ["sst"], "model_hparam_overrides": {
+         "num_hidden_layers": 3}}), 2,
+     "num_hidden_layers"),
+    ("convert-architecture-mismatch", "convert_hf.py",
+     lambda d: ["export"] + pretrain_args(d, {"model_hparam_overrides": {
+         "num_hidden_layers": 3}}) + ["--output-dir", os.path.join(d, "..", "hf_out2")], 2,
+     "num_hidden_layers 2"),
     ("finetune-unknown-task", "run_finetuning.py",
      lambda d: pretrain_args(d, {"task_names": ["nosuchtask"]}), 2, "nosuchtask"),
     ("finetune-missing-task-folder", "run_finetuning.py",

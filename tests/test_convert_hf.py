@@ -197,7 +197,8 @@ def test_cli_errors(pretrained):
   with pytest.raises(ValueError, match="electric_objective needs two_tower_generator"):
     convert_hf.main(["export", "--data-dir", data_dir, "--model-name", "tiny", "--output-dir",
                      str(root / "x"), "--hparams", '{"electric_objective": true}'])
-  with pytest.raises(ValueError, match=r"checkpoint \[18, 37\] vs expected \[18, 40\]"):
+  with pytest.raises(ValueError, match=r"intermediate_size 37 \(the hparams give 40\): set in "
+                     r"--hparams model_hparam_overrides \{\"intermediate_size\": 37\}"):
     convert_hf.main(["export", "--data-dir", data_dir, "--model-name", "tiny", "--output-dir",
                      str(root / "x"), "--hparams",
                      json.dumps({"model_hparam_overrides": {**TINY, "intermediate_size": 40}})])
