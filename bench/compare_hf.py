@@ -318,7 +318,8 @@ def nominal_peak_flops() -> Dict[str, Optional[float]]:
   FLOPs/cycle per core: fp32 32 with AVX-512 (2 FMA units × 16 lanes × 2),
   16 with AVX2 only; bf16 1024 with AMX-BF16 (Intel's figure per core), 64
   with AVX512_BF16 (dot products of pairs), else the fp32 rate. The clock is
-  lscpu's max MHz, else the "@ x.xGHz" of the model name, else BogoMIPS / 2.
+  lscpu's max MHz, else the "@ x.xGHz" of the model name; virtual machines
+  often show neither (BogoMIPS is no clock: it undercounts turbo), then None.
   """
   try:
     out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
@@ -333,8 +334,6 @@ def nominal_peak_flops() -> Dict[str, Optional[float]]:
     clock = float(fields["CPU max MHz"]) / 1000
   elif re.search(r"@\s*([\d.]+)GHz", fields.get("Model name", "")):
     clock = float(re.search(r"@\s*([\d.]+)GHz", fields["Model name"]).group(1))
-  elif fields.get("BogoMIPS"):
-    clock = float(fields["BogoMIPS"]) / 2000
   if not cores or not clock:
     return {"fp32": None, "bf16": None, "clock_ghz": clock}
   fp32 = 32 if "avx512f" in flags else 16 if "avx2" in flags else None
