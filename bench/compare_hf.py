@@ -441,11 +441,12 @@ def main(argv: List[str] = None) -> None:
           f"{_fmt(row['ours_compile_s'], '.1f')} / {_fmt(row['hf_compile_s'], '.1f')} | {mfu} |")
   print()
   for dtype, peak in peaks.items():
-    print(f"- {dtype} matmul peak n=2048: TF {_fmt(peak['tensorflow'] and peak['tensorflow'] / 1e9, '.0f')}"
-          f" GFLOP/s, torch {_fmt(peak['torch'] and peak['torch'] / 1e9, '.0f')} GFLOP/s "
-          f"(best: {peak['source']}); nominal {_fmt(nominal[dtype] and nominal[dtype] / 1e9, '.0f')}"
-          " GFLOP/s")
-
+    tf_gflops = peak["tensorflow"] and peak["tensorflow"] / 1e9
+    torch_gflops = peak["torch"] and peak["torch"] / 1e9
+    nominal_gflops = nominal[dtype] and nominal[dtype] / 1e9
+    print(f"- {dtype} matmul peak n=2048: TF {_fmt(tf_gflops, '.0f')} GFLOP/s, torch "
+          f"{_fmt(torch_gflops, '.0f')} GFLOP/s (best: {peak['source']}); nominal "
+          f"{_fmt(nominal_gflops, '.0f')} GFLOP/s")
 
 if __name__ == "__main__":
   main()
