@@ -2,7 +2,8 @@
 
     python3 bench/finetune.py [--model-size small] [--configs sst:128 squad:384 squad:512]
         [--batch 32] [--steps 20] [--dtype fp32|bf16|fp16] [--xla] [--threads N]
-        [--grad-accumulation-steps K] [--skip-predict] [--skip-postprocessing]
+        [--grad-accumulation-steps K] [--warmup 2] [--peak-flops F]
+        [--skip-train] [--skip-predict] [--skip-postprocessing]
 
 For each `task:seq` configuration it builds the fine-tuning model exactly as
 `run_finetuning.py` does (`FinetuningModel` with the task's head, the
@@ -114,7 +115,8 @@ def record(args, phase: str, task: str, batch, seq, examples_per_sec: float,
                 tokens_per_sec=examples_per_sec * seq if flops is not None else None, mfu=None,
                 peak_memory_mb=common.peak_memory_mb(), command=common.command_line())
   if flops is not None:
-    result["mfu"] = flops * examples_per_sec / peak.peak_flops(args.dtype)
+    result["mfu"] = flops * examples_per_sec / (args.peak_flops or peak.peak_flops(args.dtype))
+    result["model_flops_per_example"] = flops
   result.update(extra)
   return result
 
@@ -123,7 +125,7 @@ def bench_train(args, work_dir: str, task_name: str, seq: int) -> dict:
   """Examples/s of `Trainer.train_steps` (the fine-tuning step) on a repeated synthetic batch."""
   config = make_config(work_dir, task_name, seq, args, do_train=True)
   tasks = task_builder.get_tasks(config)
-  warmup, steps = 2, args.steps
+  warmup, steps = args.warmup, args.steps
   with trainer_lib.strategy_scope(None):
     model = finetuning_model.FinetuningModel(
         config, tasks, compute_dtype=trainer_lib.compute_dtype(config.mixed_precision))
@@ -135,13 +137,15 @@ def bench_train(args, work_dir: str, task_name: str, seq: int) -> dict:
   trainer = trainer_lib.Trainer(model, optimizer, model_runner.make_loss_fn(model), settings)
   iterator = iter(tf.data.Dataset.from_tensors(
       synthetic_batch(config, tasks, args.batch)).repeat())
+  start = time.perf_counter()
   float(trainer.train_steps(iterator, warmup)["loss"])  # traces, then warms up
+  compile_seconds = time.perf_counter() - start
   start = time.perf_counter()
   loss = float(trainer.train_steps(iterator, steps)["loss"])
   seconds = time.perf_counter() - start
   flops = flops_per_example(model.bert_config, config.embedding_size, seq)["train"]
   return record(args, "train", task_name, args.batch, seq, steps * args.batch / seconds,
-                flops, steps=steps, last_loss=loss,
+                flops, steps=steps, last_loss=loss, compile_s=compile_seconds,
                 grad_accumulation_steps=args.grad_accumulation_steps,
                 micro_batch=args.batch // args.grad_accumulation_steps)
 
@@ -152,15 +156,17 @@ def bench_predict(args, work_dir: str, task_name: str, seq: int) -> dict:
   tasks = task_builder.get_tasks(config)
   runner = model_runner.ModelRunner(config, tasks, os.path.join(work_dir, "predict"))
   batch = synthetic_batch(config, tasks, args.batch)
-  for _ in range(2):
-    runner.predict_batch(batch)
+  start = time.perf_counter()
+  runner.predict_batch(batch)  # traces
+  compile_seconds = time.perf_counter() - start
+  runner.predict_batch(batch)
   start = time.perf_counter()
   for _ in range(args.steps):
     runner.predict_batch(batch)
   seconds = time.perf_counter() - start
   flops = flops_per_example(runner.model.bert_config, config.embedding_size, seq)["predict"]
   return record(args, "predict", task_name, args.batch, seq, args.steps * args.batch / seconds,
-                flops, steps=args.steps)
+                flops, steps=args.steps, compile_s=compile_seconds)
 
 
 def bench_qa_postprocessing(args, work_dir: str, seq: int) -> dict:
@@ -202,6 +208,11 @@ def main(argv: List[str] = None) -> None:
   parser.add_argument("--threads", type=int, default=None)
   parser.add_argument("--grad-accumulation-steps", type=int, default=1,
                       help="micro-batches per training step (must divide --batch)")
+  parser.add_argument("--warmup", type=int, default=2,
+                      help="untimed training steps (the first call traces; timed as compile_s)")
+  parser.add_argument("--peak-flops", type=float, default=None,
+                      help="MFU denominator (default: bench/peak.py measured in-process)")
+  parser.add_argument("--skip-train", action="store_true")
   parser.add_argument("--skip-predict", action="store_true")
   parser.add_argument("--skip-postprocessing", action="store_true")
   args = parser.parse_args(argv)
@@ -214,7 +225,8 @@ def main(argv: List[str] = None) -> None:
     qa_seqs = []
     for item in args.configs:
       task_name, seq = item.split(":")
-      common.emit(bench_train(args, work_dir, task_name, int(seq)))
+      if not args.skip_train:
+        common.emit(bench_train(args, work_dir, task_name, int(seq)))
       if not args.skip_predict:
         common.emit(bench_predict(args, work_dir, task_name, int(seq)))
       if task_name in task_builder.QA_TASKS:

@@ -4,6 +4,7 @@
         [--seq-len 128] [--steps 20] [--warmup 3] [--xla | --no-xla] [--both-xla]
         [--dtype fp32|bf16|fp16] [--threads N] [--generator-hidden-size F]
         [--iterations-per-loop K] [--data "<tfrecord glob>"] [--in-process]
+        [--peak-flops F]
 
 Each configuration builds the pre-training model exactly as `run_pretraining.py`
 does (the `PretrainingConfig` defaults of `--model-size`, e.g. Small: hidden
@@ -131,7 +132,7 @@ def bench_config(args: argparse.Namespace, work_dir: str, batch: int, seq: int,
   return dict(
       device=common.describe_device(), dtype=args.dtype, xla=xla, batch=batch, seq=seq,
       examples_per_sec=examples_per_sec, tokens_per_sec=examples_per_sec * seq,
-      mfu=flops * examples_per_sec / peak.peak_flops(args.dtype),
+      mfu=flops * examples_per_sec / (args.peak_flops or peak.peak_flops(args.dtype)),
       peak_memory_mb=common.peak_memory_mb(), command=common.command_line(),
       model_size=args.model_size, generator_hidden_size=config.generator_hidden_size,
       data=args.data or "synthetic", steps=args.steps, step_ms=1000 * seconds / args.steps,
@@ -156,6 +157,8 @@ def main(argv: List[str] = None) -> None:
   parser.add_argument("--iterations-per-loop", type=int, default=10,
                       help="steps per tf.function call (one host sync each)")
   parser.add_argument("--data", default=None, help="tfrecord glob (default: synthetic)")
+  parser.add_argument("--peak-flops", type=float, default=None,
+                      help="MFU denominator (default: bench/peak.py measured in-process)")
   parser.add_argument("--in-process", action="store_true",
                       help="measure several configurations in this process (default: one "
                            "fresh process each, so they cannot disturb each other)")
@@ -188,6 +191,8 @@ def _single_config_argv(args: argparse.Namespace, xla: bool, seq: int,
     argv += ["--generator-hidden-size", str(args.generator_hidden_size)]
   if args.data:
     argv += ["--data", args.data]
+  if args.peak_flops:
+    argv += ["--peak-flops", str(args.peak_flops)]
   return argv
 
 

@@ -55,6 +55,60 @@ def categorical(logits: tf.Tensor, num_samples: int, seed: tf.Tensor) -> tf.Tens
   return tf.argmax(logits[:, None, :] + gumbel, axis=-1, output_type=tf.int32)
 
 
+_CDF_BLOCK = 256  # ids per block of the two-level inverse CDF
+
+
+def inverse_cdf_categorical(logits: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  """Draws one id per row of softmax(`logits`) over the last axis, by inverse CDF.
+
+  One uniform u per row, scaled to the row's total mass, picks the id i with
+  cdf[i-1] <= u < cdf[i], so id i is drawn with probability
+  (cdf[i] - cdf[i-1]) / total = softmax(logits)[i]: the distribution of
+  Gumbel-max, from one uniform per row instead of one per entry plus two logs.
+  The search is two-level so no cumulative sum runs over the whole row: the
+  ids are cut into blocks of 256, u picks a block by the cumulative block
+  masses, then an id by the cumulative masses inside that block. Each id's
+  probability is off by a few float32 roundings of the sums (~2^-23 of the
+  total), the resolution of the uniform itself (and of the original's Gumbel
+  noise, which is capped at ~16 nats by the same 2^-23 grid); ids whose exp
+  underflows to 0 (-inf or ~100 below the maximum) are never drawn.
+
+  Args:
+    logits: float [..., K] unnormalised log-probabilities; -inf entries are
+      never drawn.
+    seed: the stateless seed.
+
+  Returns:
+    int32 [...]: ids in [0, K).
+  """
+  logits = tf.cast(logits, tf.float32)
+  out_shape = tf.shape(logits)[:-1]
+  num_ids = tf.shape(logits)[-1]
+  logits = tf.reshape(logits, [-1, num_ids])  # [N, K]
+  num_blocks = (num_ids + _CDF_BLOCK - 1) // _CDF_BLOCK
+  logits = tf.pad(logits, [[0, 0], [0, num_blocks * _CDF_BLOCK - num_ids]],
+                  constant_values=-float("inf"))
+  weights = tf.exp(logits - tf.reduce_max(logits, axis=-1, keepdims=True))  # max entry: 1
+  weights = tf.reshape(weights, [-1, num_blocks, _CDF_BLOCK])  # [N, nb, 256]
+  block_cdf = tf.cumsum(tf.reduce_sum(weights, axis=-1), axis=-1)  # [N, nb]
+  total = block_cdf[:, -1:]
+  # u < total strictly, so the block drawn has positive mass.
+  u = tf.minimum(uniform(tf.shape(total), seed) * total,
+                 tf.math.nextafter(total, tf.zeros_like(total)))  # [N, 1]
+  block = tf.reduce_sum(tf.cast(block_cdf <= u, tf.int32), axis=-1)  # [N]
+  below = tf.gather(block_cdf, tf.maximum(block - 1, 0), batch_dims=1)  # mass before the block
+  u_in_block = u[:, 0] - tf.where(block > 0, below, tf.zeros_like(below))  # >= 0
+  in_block = tf.gather(weights, block, batch_dims=1)  # [N, 256]
+  index = tf.reduce_sum(tf.cast(tf.cumsum(in_block, axis=-1) <= u_in_block[:, None], tf.int32),
+                        axis=-1)
+  # Rounding can put u_in_block at or past the block's own sum: take its last positive id.
+  last_positive = tf.reduce_max(
+      tf.where(in_block > 0, tf.range(_CDF_BLOCK)[None], tf.zeros_like(in_block, tf.int32)),
+      axis=-1)
+  ids = block * _CDF_BLOCK + tf.minimum(index, last_positive)
+  return tf.reshape(ids, out_shape)
+
+
 def fold_in(seed: tf.Tensor, key) -> tf.Tensor:
   """`tf.random.experimental.stateless_fold_in` pinned to Philox.
 

@@ -1,4 +1,4 @@
-"""Batched gather/scatter, dynamic masking, un-masking and Gumbel sampling.
+"""Batched gather/scatter, dynamic masking, un-masking and softmax sampling.
 
 Pure functions for pre-training (spec: model.md §3). Letters: B batch,
 S sequence length, P predictions per sequence (`max_predictions_per_seq`),
@@ -316,12 +316,19 @@ def unmask(inputs: Inputs) -> Inputs:
 
 def sample_from_softmax(logits: tf.Tensor, seed: tf.Tensor,
                         temperature: FloatLike = 1.0,
-                        disallow_ids: Optional[tf.Tensor] = None) -> tf.Tensor:
-  """Samples one id per slot from softmax(logits / temperature) by Gumbel-max.
+                        disallow_ids: Optional[tf.Tensor] = None,
+                        method: str = "inverse_cdf") -> tf.Tensor:
+  """Samples one id per slot from softmax(logits / temperature).
 
   Spec: model.md §3.3. The disallow penalty is subtracted after the
   temperature division (it is not divided by T), as in the original. The
   result is an integer, so no gradient flows back into `logits`.
+
+  The original draws by Gumbel-max (a Gumbel variate per vocabulary entry);
+  the default here is the inverse CDF (`stateless_random.inverse_cdf_categorical`:
+  one uniform per slot), the same distribution at a fraction of the cost, so
+  the draws differ from the original's for the same seed. `method="gumbel"`
+  keeps the original's algorithm.
 
   Args:
     logits: float Tensor [B, P, V] (any float dtype; computed in float32).
@@ -329,14 +336,23 @@ def sample_from_softmax(logits: tf.Tensor, seed: tf.Tensor,
     temperature: softmax temperature T.
     disallow_ids: optional int Tensor [B, P]; these ids get -1000 added to
       their scaled logit, so they are (practically) never sampled.
+    method: "inverse_cdf" (default) or "gumbel" (the original's Gumbel-max).
 
   Returns:
     int32 Tensor [B, P] of sampled ids.
+
+  Raises:
+    ValueError: for an unknown `method`.
   """
+  if method not in ("inverse_cdf", "gumbel"):
+    raise ValueError("sample_from_softmax method must be 'inverse_cdf' or 'gumbel'; "
+                     f"got {method!r}")
   scaled = tf.cast(logits, tf.float32) / tf.cast(temperature, tf.float32)
   if disallow_ids is not None:
     vocab_size = tf.shape(scaled)[-1]
     scaled -= 1000.0 * tf.one_hot(disallow_ids, vocab_size, dtype=tf.float32)
+  if method == "inverse_cdf":
+    return stateless_random.inverse_cdf_categorical(scaled, seed)
   uniform = stateless_random.uniform(tf.shape(scaled), seed)  # U[0, 1), [B, P, V]
   gumbel = -tf.math.log(-tf.math.log(uniform + 1e-9) + 1e-9)
   return tf.argmax(scaled + gumbel, axis=-1, output_type=tf.int32)

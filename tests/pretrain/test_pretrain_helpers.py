@@ -479,36 +479,85 @@ def _np_gumbel_argmax(logits, uniform, temperature, disallow_ids=None):
   return np.argmax(scaled + gumbel, axis=-1)
 
 
+def _np_inverse_cdf(logits, uniform, temperature, disallow_ids=None):
+  """Inverse-CDF reference in float64: the i with cdf[i-1] <= u * total < cdf[i]."""
+  scaled = logits.astype(np.float64) / temperature
+  if disallow_ids is not None:
+    scaled -= 1000.0 * np.eye(logits.shape[-1])[disallow_ids]
+  cdf = np.cumsum(np.exp(scaled - scaled.max(-1, keepdims=True)), -1)
+  return (cdf <= uniform[..., None] * cdf[..., -1:]).sum(-1)
+
+
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["eager", "xla"])
-def test_sample_from_softmax_matches_numpy_with_same_noise(jit_compile):
+@pytest.mark.parametrize("method", ["inverse_cdf", "gumbel"])
+@pytest.mark.parametrize("vocab", [11, 700])  # inverse CDF: one block; three, the last padded
+def test_sample_from_softmax_matches_numpy_with_same_noise(jit_compile, method, vocab):
   rng = np.random.default_rng(2)
-  logits = (3 * rng.normal(size=[3, 5, 11])).astype(np.float32)
-  disallow = rng.integers(0, 11, size=[3, 5])
+  logits = (3 * rng.normal(size=[3, 5, vocab])).astype(np.float32)
+  disallow = rng.integers(0, vocab, size=[3, 5])
 
   def fn(seed):
     return ph.sample_from_softmax(tf.constant(logits), seed, 1.5,
-                                  tf.constant(disallow, tf.int32))
+                                  tf.constant(disallow, tf.int32), method=method)
 
   if jit_compile:  # XLA draws the same numbers as eager (model/stateless_random.py).
     fn = tf.function(fn, jit_compile=True)
   seed = tf.constant([8, 9])
-  sampled, uniform = fn(seed), tf.random.stateless_uniform(logits.shape, seed)
+  sampled = fn(seed)
   assert sampled.dtype == tf.int32 and sampled.shape == [3, 5]
-  np.testing.assert_array_equal(
-      sampled, _np_gumbel_argmax(logits, uniform.numpy(), 1.5, disallow))
+  if method == "gumbel":  # one uniform per vocabulary entry
+    expected = _np_gumbel_argmax(
+        logits, tf.random.stateless_uniform(logits.shape, seed).numpy(), 1.5, disallow)
+  else:  # one uniform per slot
+    expected = _np_inverse_cdf(
+        logits, tf.random.stateless_uniform([3, 5], seed).numpy().astype(np.float64), 1.5,
+        disallow)
+  np.testing.assert_array_equal(sampled, expected)
 
 
+@pytest.mark.parametrize("method", ["inverse_cdf", "gumbel"])
 @pytest.mark.parametrize("temperature", [1.0, 2.0])
-def test_sample_from_softmax_distribution(temperature):
+def test_sample_from_softmax_distribution(temperature, method):
   logits = np.array([2.0, 1.0, 0.5, 0.0, -0.5, -1.0, -3.0], np.float32)  # V = 7
   draws = tf.constant(np.tile(logits, [4, 5000, 1]))  # [B=4, P=5000, V=7]
-  sampled = ph.sample_from_softmax(draws, tf.constant([5, 7]), temperature)
+  sampled = ph.sample_from_softmax(draws, tf.constant([5, 7]), temperature, method=method)
   observed = np.bincount(sampled.numpy().ravel(), minlength=7)
   scaled = logits.astype(np.float64) / temperature
   probs = np.exp(scaled - scaled.max())
   probs /= probs.sum()
   _, pvalue = stats.chisquare(observed, probs * observed.sum())
   assert pvalue > PALE, (observed, probs * observed.sum())
+
+
+def test_sample_from_softmax_inverse_cdf_distribution_over_full_vocabulary():
+  # 30,522 ids, few of them likely (as a trained generator): chi-square over the
+  # 20 likeliest ids and the rest pooled.
+  rng = np.random.default_rng(11)
+  logits = rng.normal(size=[30522]).astype(np.float32)
+  top = rng.choice(30522, 20, replace=False)
+  logits[top] += rng.uniform(6, 9, size=20).astype(np.float32)
+  draws = tf.constant(np.tile(logits, [2, 3000, 1]))
+  sampled = ph.sample_from_softmax(draws, tf.constant([3, 4])).numpy().ravel()
+  probs = np.exp(logits.astype(np.float64) - logits.max())
+  probs /= probs.sum()
+  observed = np.append([(sampled == i).sum() for i in top], (~np.isin(sampled, top)).sum())
+  expected = np.append(probs[top], 1 - probs[top].sum()) * sampled.size
+  _, pvalue = stats.chisquare(observed, expected)
+  assert pvalue > PALE, (observed, expected)
+
+
+def test_sample_from_softmax_inverse_cdf_never_draws_zero_mass_ids():
+  # All mass on id 0 and on the last id in turn; the rest at -1000 (exp underflows to 0).
+  for allowed in (0, 9):
+    logits = np.full([4, 2000, 10], -1000.0, np.float32)
+    logits[..., allowed] = 0.0
+    sampled = ph.sample_from_softmax(tf.constant(logits), tf.constant([2, allowed]))
+    assert (sampled.numpy() == allowed).all()
+
+
+def test_sample_from_softmax_unknown_method():
+  with pytest.raises(ValueError, match="inverse_cdf"):
+    ph.sample_from_softmax(tf.zeros([1, 1, 3]), tf.constant([1, 1]), method="argmax")
 
 
 def test_sample_from_softmax_disallow_after_temperature():
