@@ -140,16 +140,17 @@ def test_debug_note_lists_each_task_type(tmp_path):
 @pytest.mark.parametrize("hparams, message", [
     ({"max_seq_length": 600}, r"max_seq_length \(600\) exceeds the model's "
                               r"max_position_embeddings \(512\)"),
-    ({"vocab_size": 1000}, r"has 30522 tokens but hparam vocab_size is 1000: set vocab_size "
-                           "to 30522"),
+    # Caught by the config itself (vocab_size follows the vocab file).
+    ({"vocab_size": 1000}, r"hparam vocab_size is 1000 but .* has 30522 lines"),
 ])
 def test_model_settings_checked_before_featurizing(tmp_path, hparams, message):
   sst_like_dir(tmp_path)
-  config = FinetuningConfig("m", str(tmp_path), **tiny_hparams(task_names=["sst_like"],
-                                                               **hparams))
-  with pytest.raises(cli.UsageError, match=message):
+  with pytest.raises(ValueError, match=message):
+    config = FinetuningConfig("m", str(tmp_path), **tiny_hparams(task_names=["sst_like"],
+                                                                 **hparams))
     run_finetuning.run_finetuning(config)
-  assert not os.path.exists(config.preprocessed_data_dir)  # nothing featurized
+  featurized = [d for _, dirs, _ in os.walk(tmp_path) for d in dirs if "tfrecords" in d]
+  assert not featurized  # nothing featurized
 
 
 # --- log_examples: the original's fields, without the padding ------------------------------
