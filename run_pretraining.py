@@ -138,11 +138,17 @@ def checkpoint_global_step(prefix: str) -> int:
   return step if step is not None else 0
 
 
-def evaluate(config: configure_pretraining.PretrainingConfig) -> Dict[str, float]:
-  """Evaluates the latest checkpoint on `num_eval_steps` batches (model.md §6).
+def evaluate(config: configure_pretraining.PretrainingConfig,
+             checkpoint: Optional[str] = None, write: bool = True) -> Dict[str, float]:
+  """Evaluates a checkpoint on `num_eval_steps` batches (model.md §6).
 
   Masking and sampling draw from the seed `[seed or 0, 1]` folded with the eval
   step, so an evaluation is reproducible.
+
+  Args:
+    config: the run's config; `pretrain_tfrecords` selects the eval data.
+    checkpoint: a checkpoint prefix; None: the latest one in `model_dir`.
+    write: write `results/unsup_results.*` and the `eval/` TensorBoard scalars.
 
   Returns:
     The metrics of model.md §6 plus `loss` (mean total loss) and `global_step`.
@@ -151,7 +157,7 @@ def evaluate(config: configure_pretraining.PretrainingConfig) -> Dict[str, float
     FileNotFoundError: `model_dir` has no checkpoint.
   """
   utils.log_heading("Running evaluation")
-  latest = checkpointing.latest_checkpoint(config.model_dir)
+  latest = checkpoint or checkpointing.latest_checkpoint(config.model_dir)
   if latest is None:
     raise FileNotFoundError(
         f"No checkpoint to evaluate in {config.model_dir}: train first, or pass the "
@@ -184,7 +190,8 @@ def evaluate(config: configure_pretraining.PretrainingConfig) -> Dict[str, float
   results["global_step"] = global_step
   for key in sorted(results):
     logger.info("  %s = %s", key, results[key])
-  write_results(config, results)
+  if write:
+    write_results(config, results)
   return results
 
 

@@ -25,5 +25,7 @@ setup(
         "test": ["pytest>=7", "pytest-xdist"],
         # Optional: only used to cross-check our own numpy safetensors reader/writer.
         "hf": ["safetensors"],
+        # Optional: the figure of experiments/replicate_small.py.
+        "experiments": ["matplotlib"],
     },
 )
