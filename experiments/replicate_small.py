@@ -315,7 +315,7 @@ def markdown_report(results: Dict[str, Any]) -> str:
     metric = results["finetuning"]["electra"][task]["metric"]
     lines.append(f"| {task} ({metric}) | " + " | ".join(cells) + " |")
   lines += ["", "Pre-training (held-out evaluation at the last step):", "",
-            "| objective | steps | train FLOPs | wall time (s) | MLM acc | MLM loss | "
+            "| objective | steps | train FLOPs | wall time (s)¹ | MLM acc | MLM loss | "
             "disc AUC | disc precision | disc recall |", "| --- |" + " --- |" * 8]
   for objective in OBJECTIVES:
     p = results["pretraining"][objective]
@@ -326,6 +326,7 @@ def markdown_report(results: Dict[str, Any]) -> str:
                  f"{p['train_seconds']:.0f} | {get('masked_lm_accuracy')} | "
                  f"{get('masked_lm_loss')} | {get('disc_auc')} | {get('disc_precision')} | "
                  f"{get('disc_recall')} |")
+  lines += ["", "¹ of this invocation's training only: a resumed run counts what it trained."]
   return "\n".join(lines) + "\n"
 
 
