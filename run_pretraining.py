@@ -217,11 +217,17 @@ def checkpoint_global_step(prefix: str) -> int:
   return step if step is not None else 0
 
 
-def evaluate(config: configure_pretraining.PretrainingConfig) -> Dict[str, float]:
-  """Evaluates the latest checkpoint on `num_eval_steps` batches (model.md §6).
+def evaluate(config: configure_pretraining.PretrainingConfig,
+             checkpoint: Optional[str] = None, write: bool = True) -> Dict[str, float]:
+  """Evaluates a checkpoint on `num_eval_steps` batches (model.md §6).
 
   Masking and sampling draw from the seed `[seed or 0, 1]` folded with the eval
   step, so an evaluation is reproducible.
+
+  Args:
+    config: the run's config; `pretrain_tfrecords` selects the eval data.
+    checkpoint: a checkpoint prefix; None: the latest one in `model_dir`.
+    write: write `results/unsup_results.*` and the `eval/` TensorBoard scalars.
 
   Returns:
     The metrics of model.md §6 plus `loss` (mean total loss) and `global_step`.
@@ -230,14 +236,18 @@ def evaluate(config: configure_pretraining.PretrainingConfig) -> Dict[str, float
     FileNotFoundError: `model_dir` has no checkpoint.
   """
   utils.log_heading("Running evaluation")
-  if checkpointing.latest_checkpoint(config.model_dir) is None:
+  if checkpoint is None and checkpointing.latest_checkpoint(config.model_dir) is None:
     raise FileNotFoundError(
         f"No checkpoint to evaluate in {config.model_dir}: train first, or pass the "
         "--model-name of a directory with a `checkpoint` file.")
   model, _ = build_model(config, with_optimizer=False)
-  latest = checkpointing.restore_latest_intact(
-      config.model_dir, lambda prefix: checkpointing.restore_checkpoint(
-          prefix, model.named_variables())).path
+  if checkpoint is not None:  # Exactly this one (e.g. a learning curve's checkpoints).
+    checkpointing.restore_checkpoint(checkpoint, model.named_variables())
+    latest = checkpoint
+  else:  # The newest intact one (a damaged latest checkpoint is skipped with a warning).
+    latest = checkpointing.restore_latest_intact(
+        config.model_dir, lambda prefix: checkpointing.restore_checkpoint(
+            prefix, model.named_variables())).path
   global_step = checkpoint_global_step(latest)
   dataset = pretrain_data.get_dataset(config.pretrain_tfrecords, config.max_seq_length,
                                       config.eval_batch_size, is_training=False,
@@ -268,7 +278,8 @@ def evaluate(config: configure_pretraining.PretrainingConfig) -> Dict[str, float
   results["global_step"] = global_step
   for key in sorted(results):
     logger.info("  %s = %s", key, results[key])
-  write_results(config, results)
+  if write:
+    write_results(config, results)
   return results
 
 

@@ -29,5 +29,7 @@ setup(
         "test": ["pytest>=7", "pytest-xdist", "tokenizers>=0.13"],
         # Optional: build_vocab.py's WordPiece trainer (Hugging Face tokenizers, Rust).
         "vocab": ["tokenizers>=0.13"],
+        # Optional: the figure of experiments/replicate_small.py.
+        "experiments": ["matplotlib"],
     },
 )

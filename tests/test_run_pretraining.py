@@ -143,6 +143,28 @@ def test_training_lowers_losses_and_eval_writes_every_metric(data_dir, electra_l
   assert eval_scalars["disc_auc"] == [(200, pytest.approx(results["disc_auc"]))]
 
 
+def test_evaluate_an_older_checkpoint_and_the_learning_curve(data_dir, reference):
+  from experiments import pretraining_curve
+  eval_hparams = dict(REFERENCE, do_train=False, do_eval=True, num_eval_steps=2)
+  config = PretrainingConfig("reference", data_dir, **eval_hparams)
+  # The trainer-state bundles (model.ckpt-<step>.trainer_state.*) are not checkpoints.
+  assert glob.glob(os.path.join(reference, "model.ckpt-12.trainer_state.index"))
+  prefixes = pretraining_curve.checkpoints_by_step(reference)
+  assert [os.path.basename(p) for p in prefixes] == [
+      "model.ckpt-0", "model.ckpt-12", "model.ckpt-24"]
+  older = run_pretraining.evaluate(config, checkpoint=prefixes[1], write=False)
+  assert older["global_step"] == 12
+  assert not os.path.exists(os.path.join(reference, "results"))  # write=False writes nothing
+  curve = pretraining_curve.evaluate_checkpoints(config)
+  assert [point["global_step"] for point in curve] == [12, 24]
+  assert curve[0] == older  # same checkpoint, same seeded masking: the same numbers
+  table = pretraining_curve.format_table(curve).splitlines()
+  assert table[0].split() == ["step", "masked_lm_accuracy", "masked_lm_loss", "disc_auc",
+                              "disc_precision", "disc_recall", "disc_loss"]
+  assert table[2].split()[0] == "24" and float(table[2].split()[3]) == pytest.approx(
+      curve[1]["disc_auc"], abs=5e-4)
+
+
 def test_train_and_eval_together_is_an_error(data_dir):
   with pytest.raises(ValueError, match="Exactly one of `do_train` or `do_eval` must be True."):
     run(data_dir, "both", **dict(TINY, do_eval=True))
