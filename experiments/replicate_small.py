@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import glob
-import json
 import logging
 import math
 import os
@@ -56,7 +55,7 @@ import shutil
 import statistics
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
