@@ -949,12 +949,8 @@ def corpus_file_names(args: argparse.Namespace) -> List[str]:
   return check_input_files(args.corpus_dir, "Corpus directory", own_files_in_corpus(args))
 
 
-def add_tokenizer_args(parser: argparse.ArgumentParser) -> None:
-  """--max-seq-length, --num-processes, casing/accent toggles and --seed."""
-  parser.add_argument("--max-seq-length", default=128, type=int,
-                      help="Number of tokens per example, [CLS]/[SEP] included.")
-  parser.add_argument("--num-processes", default=1, type=int,
-                      help="Parallelize across multiple processes.")
+def add_casing_args(parser: argparse.ArgumentParser) -> None:
+  """--do/--no-lower-case and --do/--no-strip-accents (defaults: both on, as BERT uncased)."""
   parser.add_argument("--do-lower-case", dest="do_lower_case", action="store_true",
                       help="Lower case input text.")
   parser.add_argument("--no-lower-case", dest="do_lower_case", action="store_false",
@@ -963,6 +959,16 @@ def add_tokenizer_args(parser: argparse.ArgumentParser) -> None:
                       help="Strip accents (only when lower-casing).")
   parser.add_argument("--no-strip-accents", dest="strip_accents", action="store_false",
                       help="Don't strip accents.")
+  parser.set_defaults(do_lower_case=True, strip_accents=True)
+
+
+def add_tokenizer_args(parser: argparse.ArgumentParser) -> None:
+  """--max-seq-length, --num-processes, casing/accent toggles and --seed."""
+  parser.add_argument("--max-seq-length", default=128, type=int,
+                      help="Number of tokens per example, [CLS]/[SEP] included.")
+  parser.add_argument("--num-processes", default=1, type=int,
+                      help="Parallelize across multiple processes.")
+  add_casing_args(parser)
   parser.add_argument("--seed", default=None, type=int,
                       help="Seed Python's random for reproducible output: worker j uses "
                            "seed + j. Without it the output differs run to run, as in the "

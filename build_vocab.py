@@ -229,14 +229,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser.add_argument("--output-file", required=True, help="Where to write vocab.txt.")
   parser.add_argument("--vocab-size", required=True, type=int,
                       help="Maximum number of lines (specials and reserved rows included).")
-  parser.add_argument("--do-lower-case", dest="do_lower_case", action="store_true",
-                      help="Lower case the text (default).")
-  parser.add_argument("--no-lower-case", dest="do_lower_case", action="store_false",
-                      help="Keep case (for a cased model).")
-  parser.add_argument("--do-strip-accents", dest="strip_accents", action="store_true",
-                      help="Strip accents when lower-casing (default).")
-  parser.add_argument("--no-strip-accents", dest="strip_accents", action="store_false",
-                      help="Keep accents when lower-casing.")
+  bpd.add_casing_args(parser)  # The same flags as the dataset builder.
   parser.add_argument("--num-reserved", type=int, default=DEFAULT_NUM_RESERVED,
                       help="Number of [unusedI] rows; with 99 or more, [UNK] [CLS] [SEP] "
                            "[MASK] get BERT's ids 100-103.")
@@ -244,7 +237,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       help="Pieces seen fewer times are not learned (characters always are).")
   parser.add_argument("--overwrite", action="store_true",
                       help="Replace an existing --output-file.")
-  parser.set_defaults(do_lower_case=True, strip_accents=True)
   return parser.parse_args(argv)
 
 

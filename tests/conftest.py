@@ -44,3 +44,10 @@ def moby_dick_lines() -> list:
       if len(lines) >= 300:
         break
   return lines
+
+
+@pytest.fixture
+def electra_log(caplog):
+  """caplog at INFO for the "electra" logger (its records propagate: see above)."""
+  with caplog.at_level(logging.INFO, logger="electra"):
+    yield caplog

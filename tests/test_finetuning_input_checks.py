@@ -18,7 +18,7 @@ from configure_finetuning import FinetuningConfig
 from finetune import task_builder
 from model import tokenization
 from tests.conftest import TEST_DATA, UNCASED_VOCAB
-from tests.test_run_finetuning import FINETUNE_DATA, SST_LIKE, write_squad_slice, tiny_hparams
+from tests.test_run_finetuning import FINETUNE_DATA, write_squad_slice, tiny_hparams
 from util import cli
 
 SQUAD_SOURCE = os.path.join(TEST_DATA, "qa", "squadv1_dev_slice.json")

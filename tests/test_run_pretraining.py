@@ -9,7 +9,6 @@ in fp16 with loss scaling.
 """
 import glob
 import json
-import logging
 import os
 import pickle
 import re
@@ -59,16 +58,6 @@ def data_dir(tmp_path_factory):
       "--corpus-dir", str(corpus), "--vocab-file", UNCASED_VOCAB, "--output-dir",
       str(root / "pretrain_tfrecords"), "--max-seq-length", "32", "--seed", "0"]) == 0
   return str(root)
-
-
-@pytest.fixture
-def electra_log(caplog):
-  """caplog for the "electra" logger (main() turns its propagation off)."""
-  logger = logging.getLogger("electra")
-  propagate, logger.propagate = logger.propagate, True
-  with caplog.at_level(logging.INFO, logger="electra"):
-    yield caplog
-  logger.propagate = propagate
 
 
 def run(data_dir, model_name, **hparams):

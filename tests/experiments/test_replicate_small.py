@@ -8,7 +8,7 @@ import pytest
 import flops_computation
 from configure_pretraining import PretrainingConfig
 from experiments import replicate_small
-from tests.conftest import REPO_ROOT, TEST_DATA
+from tests.conftest import TEST_DATA
 from tests.util.test_trainer import read_scalars
 
 TINY_PRETRAIN = json.dumps({

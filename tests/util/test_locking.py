@@ -1,6 +1,5 @@
 """util/locking.py: one trainer per model dir, stale locks taken over, others refused."""
 import json
-import logging
 import os
 import socket
 import subprocess
@@ -18,15 +17,6 @@ with locking.exclusive_lock(sys.argv[1], "model dir m"):
   print("locked", flush=True)
   sys.stdin.readline()
 """
-
-
-@pytest.fixture
-def electra_log(caplog):
-  logger = logging.getLogger("electra")
-  propagate, logger.propagate = logger.propagate, True
-  with caplog.at_level(logging.INFO, logger="electra"):
-    yield caplog
-  logger.propagate = propagate
 
 
 def test_second_writer_is_refused_and_the_lock_is_released_after(tmp_path):

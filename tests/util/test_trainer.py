@@ -4,7 +4,6 @@ exact resume and released-checkpoint restore, on a tiny linear model whose
 gradients numpy computes independently."""
 import glob
 import json
-import logging
 import os
 import shutil
 import signal
@@ -298,16 +297,6 @@ def test_resume_continues_exactly_and_needs_the_input_position(tmp_path):
   # Negative control: without the saved input position the data (and result) differ.
   restarted = resumed("restarted", False)
   assert not np.allclose(restarted["linear/kernel"], reference["linear/kernel"], atol=1e-4)
-
-
-@pytest.fixture
-def electra_log(caplog):
-  """caplog for the "electra" logger (scripts may have turned its propagation off)."""
-  logger = logging.getLogger("electra")
-  propagate, logger.propagate = logger.propagate, True
-  with caplog.at_level(logging.INFO, logger="electra"):
-    yield caplog
-  logger.propagate = propagate
 
 
 def test_finished_run_trains_nothing(tmp_path, electra_log):
