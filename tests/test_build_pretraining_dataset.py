@@ -699,8 +699,10 @@ def test_killed_builder_stops_workers_and_removes_staging(corpus_dir, vocab_file
         cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.PIPE, text=True)
     try:
       expected = processes if processes > 1 else 0  # One process: no worker processes.
+      # Every job must be running its loop: a worker still starting up when the builder
+      # dies never runs our code (the next start removes the staging dir then).
       _wait_for(lambda: (len(_children(builder.pid)) == expected and os.path.isdir(staging)
-                         and "Writing tf examples" in log.read_text()),
+                         and log.read_text().count("Writing tf examples") == processes),
                 "the workers and the staging dir")
       workers = _children(builder.pid)
       builder.send_signal(signum)
