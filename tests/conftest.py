@@ -51,3 +51,21 @@ def electra_log(caplog):
   """caplog at INFO for the "electra" logger (its records propagate: see above)."""
   with caplog.at_level(logging.INFO, logger="electra"):
     yield caplog
+
+
+def tree_state(root: str, folder_mtimes: bool = True) -> dict:
+  """{relative path: state} of everything under `root`, to assert nothing changed.
+
+  A file's state is (size, mtime_ns); a folder's is (0, mtime_ns), or None with
+  `folder_mtimes=False` (a lock file that comes and goes moves its folder's mtime).
+  """
+  state = {}
+  for directory, dirs, files in os.walk(root):
+    for name in dirs + files:
+      path = os.path.join(directory, name)
+      info = os.lstat(path)
+      if name in files:
+        state[os.path.relpath(path, root)] = (info.st_size, info.st_mtime_ns)
+      else:
+        state[os.path.relpath(path, root)] = (0, info.st_mtime_ns) if folder_mtimes else None
+  return state

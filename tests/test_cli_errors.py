@@ -15,7 +15,7 @@ import pytest
 import build_pretraining_dataset
 import run_pretraining
 from configure_pretraining import PretrainingConfig
-from tests.conftest import REPO_ROOT, SAMPLE_CORPUS, UNCASED_VOCAB
+from tests.conftest import REPO_ROOT, SAMPLE_CORPUS, UNCASED_VOCAB, tree_state
 
 TINY_PRETRAIN = {
     "max_seq_length": 32, "embedding_size": 16, "generator_hidden_size": 0.5,
@@ -46,19 +46,6 @@ def data_dir(tmp_path_factory):
   (root / "blank_corpus").mkdir()
   (root / "blank_corpus" / "blank.txt").write_text("\n\n   \n\n", encoding="utf-8")
   return str(root)
-
-
-def listing(root):
-  """Every path under root, with size and mtime for files (what must not change)."""
-  entries = {}
-  for directory, dirs, files in os.walk(root):
-    for name in dirs + files:
-      path = os.path.join(directory, name)
-      stat = os.lstat(path)
-      # A folder's own mtime moves when a lock file comes and goes; its entries must not.
-      entries[os.path.relpath(path, root)] = (
-          None if name in dirs else (stat.st_size, stat.st_mtime_ns))
-  return entries
 
 
 def run_cli(script, *args):
@@ -148,11 +135,11 @@ CASES = [
 @pytest.mark.parametrize("script,make_args,code,needle", [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])
 def test_user_mistake_gives_one_error_line(data_dir, script, make_args, code, needle):
-  before = listing(data_dir)
+  before = tree_state(data_dir, folder_mtimes=False)
   result = run_cli(script, *make_args(data_dir))
   errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
   assert result.returncode == code or code is None and result.returncode in (1, 2), (
       result.stderr[-3000:])
   assert len(errors) == 1 and needle in errors[0], result.stderr[-3000:]
   assert "Traceback" not in result.stderr, result.stderr[-3000:]
-  assert listing(data_dir) == before
+  assert tree_state(data_dir, folder_mtimes=False) == before

@@ -22,7 +22,7 @@ from model import checkpointing, hf_conversion
 from model.modeling import BertConfig, BertModel, Dense
 from pretrain.pretrain_helpers import SpecialTokenIds
 from pretrain.pretraining_model import PretrainingModel
-from tests.util.test_paths import tree_state
+from tests.conftest import tree_state
 from util import cli, training_utils
 
 TINY = {"hidden_size": 18, "num_hidden_layers": 2, "num_attention_heads": 3,

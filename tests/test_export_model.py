@@ -24,8 +24,7 @@ from finetune import finetuning_model, model_runner, task_builder
 from model import checkpointing, hf_conversion, tokenization
 from pretrain.pretrain_helpers import SpecialTokenIds
 from pretrain.pretraining_model import PretrainingModel
-from tests.conftest import UNCASED_VOCAB
-from tests.util.test_paths import tree_state
+from tests.conftest import UNCASED_VOCAB, tree_state
 from tests.model import numpy_bert
 from tests.model.real_batches import moby_dick_batch
 from util import cli

@@ -27,7 +27,7 @@ import run_pretraining
 from configure_pretraining import PretrainingConfig
 from model import checkpointing
 from pretrain.pretraining_model import PretrainingModel
-from tests.conftest import REPO_ROOT, SAMPLE_CORPUS, UNCASED_VOCAB
+from tests.conftest import REPO_ROOT, SAMPLE_CORPUS, UNCASED_VOCAB, tree_state
 from tests.util.test_trainer import read_scalars
 from util import cli, locking, utils
 
@@ -332,17 +332,6 @@ def test_two_replica_mirrored_fp16_pretraining_run(data_dir):
 # --------------------------------------------------------------------------- reliability
 
 
-def listing(directory):
-  """{relative path: (size, mtime_ns)} of everything under `directory`."""
-  result = {}
-  for root, _, files in os.walk(directory):
-    for name in files:
-      path = os.path.join(root, name)
-      result[os.path.relpath(path, directory)] = (os.path.getsize(path),
-                                                  os.stat(path).st_mtime_ns)
-  return result
-
-
 def fake_run(directory, debug, extra=()):
   """A model dir as a finished run leaves it (file contents do not matter here)."""
   os.makedirs(os.path.join(directory, "results"))
@@ -366,20 +355,20 @@ DEBUG = dict(TINY, debug=True, num_train_steps=2, save_checkpoints_steps=2)
 def test_debug_run_refuses_to_wipe_what_it_did_not_write(data_dir, debug, extra, reason):
   directory = model_dir(data_dir, "keep_" + reason.split()[1].strip("\\(") + str(len(extra)))
   fake_run(directory, debug, extra)
-  before = listing(directory)
+  before = tree_state(directory, folder_mtimes=False)
   with pytest.raises(cli.UsageError, match=f"Not deleting {directory} for a debug run: "
                      f"it {reason}.*use another --model-name"):
     run(data_dir, os.path.basename(directory), **DEBUG)
-  assert listing(directory) == before
+  assert tree_state(directory, folder_mtimes=False) == before
 
 
 def test_debug_run_checks_inputs_before_wiping(tmp_path, data_dir):
   directory = model_dir(str(tmp_path), "debug_run")
   fake_run(directory, debug=True)
-  before = listing(directory)
+  before = tree_state(directory, folder_mtimes=False)
   with pytest.raises(FileNotFoundError, match="No pre-training tfrecords match"):
     run(str(tmp_path), "debug_run", **DEBUG)
-  assert listing(directory) == before
+  assert tree_state(directory, folder_mtimes=False) == before
 
 
 def test_debug_run_wipes_a_previous_debug_run_with_one_log_line(data_dir, electra_log):
@@ -401,11 +390,11 @@ def test_failed_run_leaves_the_saved_config_untouched(data_dir):
   os.makedirs(directory)
   config_file = os.path.join(directory, run_pretraining.CONFIG_FILE)
   utils.write_json(PretrainingConfig("failed", data_dir, **hparams).to_dict(), config_file)
-  before = listing(directory)
+  before = tree_state(directory, folder_mtimes=False)
   # Same architecture, more steps, but records of another length: fails before training.
   with pytest.raises(ValueError, match="holds examples of length 32 but hparam max_seq_length"):
     run(data_dir, "failed", **dict(hparams, num_train_steps=4, max_seq_length=64))
-  assert listing(directory) == before
+  assert tree_state(directory, folder_mtimes=False) == before
   assert utils.load_json(config_file)["num_train_steps"] == 2
 
 

@@ -6,18 +6,6 @@ import pytest
 from util import cli, paths
 
 
-def tree_state(root):
-  """{relative path: (size, mtime_ns)} of every file and directory under `root`."""
-  state = {}
-  for directory, dirs, files in os.walk(root):
-    for name in dirs + files:
-      path = os.path.join(directory, name)
-      info = os.lstat(path)
-      state[os.path.relpath(path, root)] = (info.st_size if name in files else 0,
-                                            info.st_mtime_ns)
-  return state
-
-
 def test_relation_resolves_symlinks_and_dots(tmp_path):
   (tmp_path / "a" / "b").mkdir(parents=True)
   os.symlink(tmp_path / "a", tmp_path / "link")
