@@ -120,11 +120,6 @@ def _tf():
   return tf_startup.import_tensorflow()  # its start-up banners once
 
 
-def reported_errors() -> Tuple[type, ...]:
-  """Errors reported as one `error:` line: bad input, I/O, and TF's if TF is loaded."""
-  return cli.reported_errors()
-
-
 class ExampleFeatures(NamedTuple):
   """The three features of one pre-training example (data.md §1.4), each max_length ints."""
   input_ids: List[int]
@@ -681,7 +676,7 @@ def _run_job(worker: Worker, job_id: int, args: argparse.Namespace, shard_dir: s
     _stop_with_parent(parent_pid)
     stats = worker(job_id, args, shard_dir)
     utils.write_json(dataclasses.asdict(stats), os.path.join(shard_dir, STATS_FILE.format(job_id)))
-  except reported_errors() as e:
+  except cli.reported_errors() as e:
     print(f"Job {job_id}: error: {cli.message(e)}", file=sys.stderr, flush=True)
     sys.exit(1)
   except BaseException:
