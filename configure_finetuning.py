@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Dict, List
 
-from model import tokenization
 from util import config_base
 from util.config_base import HParamType, PathTemplate
 
@@ -101,12 +100,6 @@ class FinetuningConfig(config_base.HParamsConfig):
     self.update(kwargs)
     self._set_debug_dependent_paths(pretrained_model_dir, tasks, kwargs)
     self._resolve_vocab_size(kwargs)
-
-  def _resolve_vocab_size(self, kwargs: Dict[str, Any]) -> None:
-    """vocab_size follows vocab_file (new): its line count unless given; never smaller."""
-    if config_base.path_exists(self.vocab_file):
-      self.vocab_size = tokenization.resolve_vocab_size(
-          self.vocab_file, kwargs.get("vocab_size"), "hparam vocab_size")
 
   def _set_general_defaults(self) -> None:
     self.debug = False  # Tiny model, small data (§2.3).

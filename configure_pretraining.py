@@ -16,7 +16,6 @@ import logging
 import os
 from typing import Any, ClassVar, Dict
 
-from model import tokenization
 from util import config_base
 from util.config_base import HParamType
 
@@ -82,12 +81,6 @@ class PretrainingConfig(config_base.HParamsConfig):
       logger.warning("electric_objective is set but two_tower_generator was explicitly "
                      "set to false: the Electric model needs the two-tower generator "
                      "(hparams.md §1.1); drop the two_tower_generator override.")
-
-  def _resolve_vocab_size(self, kwargs: Dict[str, Any]) -> None:
-    """vocab_size follows vocab_file (new): its line count unless given; never smaller."""
-    if config_base.path_exists(self.vocab_file):
-      self.vocab_size = tokenization.resolve_vocab_size(
-          self.vocab_file, kwargs.get("vocab_size"), "hparam vocab_size")
 
   def _set_run_defaults(self) -> None:
     self.debug = False  # Tiny model, few steps (§1.2).

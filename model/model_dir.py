@@ -30,7 +30,7 @@ import os
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from model import checkpointing
+from model import checkpointing, tokenization
 from util import cli, training_utils, utils
 
 logger = logging.getLogger("electra")
@@ -347,8 +347,7 @@ def find_vocab(candidates: Sequence[Optional[str]], vocab_size: Optional[int] = 
   for path in candidates:
     if os.path.isfile(path):
       if vocab_size is not None:
-        with open(path, encoding="utf-8") as f:
-          n_tokens = sum(1 for _ in f)
+        n_tokens = tokenization.count_vocab_lines(path)
         if n_tokens != vocab_size:
           logger.warning("Vocabulary %s has %d tokens but the model's vocab_size is %d; "
                          "check --hparams vocab_size / vocab_file.", path, n_tokens, vocab_size)

@@ -327,6 +327,13 @@ class HParamsConfig:
     self.tpu_zone = None
     self.gcp_project = None
 
+  def _resolve_vocab_size(self, kwargs: Mapping[str, Any]) -> None:
+    """vocab_size follows vocab_file (new): its line count unless given; never smaller."""
+    from model import tokenization  # pylint: disable=import-outside-toplevel  (util -> model)
+    if path_exists(self.vocab_file):
+      self.vocab_size = tokenization.resolve_vocab_size(
+          self.vocab_file, kwargs.get("vocab_size"), "hparam vocab_size")
+
   def _set_new_hparam_defaults(self) -> None:
     """Hparams beyond the original; the defaults keep the original's behaviour."""
     self.seed = None  # None: unseeded, like the original.
