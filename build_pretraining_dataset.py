@@ -738,9 +738,6 @@ def run_jobs(worker: Worker, args: argparse.Namespace, shard_dir: str) -> BuildS
 @contextlib.contextmanager
 def _termination_raises() -> Iterator[None]:
   """Within the block SIGTERM/SIGHUP raise `Terminated` (once), so cleanup code runs."""
-  if threading.current_thread() is not threading.main_thread():
-    yield
-    return
   # A signal the user's shell ignores (nohup) or a caller handles stays as it is.
   signums = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
              if s is not None and signal.getsignal(s) == signal.SIG_DFL]
@@ -750,12 +747,8 @@ def _termination_raises() -> Iterator[None]:
       signal.signal(s, signal.SIG_IGN)
     raise Terminated(signal.Signals(signum).name)
 
-  previous = {s: signal.signal(s, handler) for s in signums}
-  try:
+  with utils.signal_handlers(signums, handler):
     yield
-  finally:
-    for s, h in previous.items():
-      signal.signal(s, h)
 
 
 def _only_shards(directory: str) -> bool:

@@ -34,7 +34,6 @@ import logging
 import os
 import random
 import signal
-import threading
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
@@ -44,7 +43,7 @@ from tensorflow.core.framework import summary_pb2
 from model import checkpointing, stateless_random
 from model.modeling import NamedModule
 from model.optimization import ElectraOptimizer, all_reduce_gradients
-from util import cli, workers
+from util import cli, utils, workers
 from util.training_utils import ETALogger
 
 logger = logging.getLogger("electra")
@@ -567,17 +566,14 @@ class _StopOnSignal:
 
   def __init__(self):
     self.signum: Optional[int] = None
-    self._previous: Dict[int, object] = {}
+    self._handlers = utils.signal_handlers(self.SIGNALS, self._handle)
 
   @property
   def name(self) -> str:
     return signal.Signals(self.signum).name if self.signum is not None else ""
 
   def __enter__(self) -> "_StopOnSignal":
-    if threading.current_thread() is threading.main_thread():
-      for signum in self.SIGNALS:
-        self._previous[signum] = signal.getsignal(signum)
-        signal.signal(signum, self._handle)
+    self._handlers.__enter__()
     return self
 
   def _handle(self, signum, frame) -> None:  # pylint: disable=unused-argument
@@ -588,8 +584,7 @@ class _StopOnSignal:
                    "again to stop at once).", signal.Signals(signum).name)
 
   def __exit__(self, *exc_info) -> None:
-    for signum, previous in self._previous.items():
-      signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+    self._handlers.__exit__(*exc_info)
 
 
 def write_scalars(writer, step: int, values: Dict[str, float]) -> None:

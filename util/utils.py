@@ -13,8 +13,10 @@ import logging
 import os
 import pickle
 import shutil
+import signal
 import tempfile
-from typing import Any, Dict, Iterator
+import threading
+from typing import Any, Callable, Dict, Iterable, Iterator
 
 logger = logging.getLogger("electra")
 
@@ -132,3 +134,21 @@ def setup_logging(level: int = logging.INFO) -> None:
   root.handlers[:] = [handler]
   root.setLevel(level)
   root.propagate = False
+
+
+@contextlib.contextmanager
+def signal_handlers(signums: Iterable[int], handler: Callable[[int, Any], Any]) -> Iterator[None]:
+  """Installs `handler` for `signums` within the block, then restores the previous ones.
+
+  Python only installs handlers in the main thread; elsewhere this does nothing.
+  """
+  previous: Dict[int, Any] = {}
+  if threading.current_thread() is threading.main_thread():
+    for signum in signums:
+      previous[signum] = signal.getsignal(signum)
+      signal.signal(signum, handler)
+  try:
+    yield
+  finally:
+    for signum, old in previous.items():
+      signal.signal(signum, old if old is not None else signal.SIG_DFL)

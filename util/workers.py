@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 import signal
 import socket
-import threading
 import time
 from typing import List, Tuple
+
+from util import utils
 
 logger = logging.getLogger("electra")
 
@@ -54,7 +55,7 @@ def wait_for_workers(own_address: str, others: List[str], timeout_s: float, me: 
     listener.listen(64)
     start = time.monotonic()
     last_log = None
-    with _InterruptOnSignal():
+    with utils.signal_handlers((signal.SIGTERM, signal.SIGINT), _raise_interrupt):
       while True:
         missing = [a for a in others if not _reachable(a)]
         if not missing:
@@ -77,21 +78,6 @@ def wait_for_workers(own_address: str, others: List[str], timeout_s: float, me: 
   logger.info("Waiting for workers: %d of %d connected.", n, n)
 
 
-class _InterruptOnSignal:
-  """SIGTERM (and SIGINT) raise KeyboardInterrupt while active (main thread only)."""
-
-  def __enter__(self):
-    self._previous = {}
-    if threading.current_thread() is threading.main_thread():
-      for signum in (signal.SIGTERM, signal.SIGINT):
-        self._previous[signum] = signal.getsignal(signum)
-        signal.signal(signum, self._raise)
-    return self
-
-  @staticmethod
-  def _raise(signum, frame):  # pylint: disable=unused-argument
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-  def __exit__(self, *exc_info):
-    for signum, previous in self._previous.items():
-      signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+def _raise_interrupt(signum, frame):  # pylint: disable=unused-argument
+  """While waiting for workers, SIGTERM (and SIGINT) raise KeyboardInterrupt."""
+  raise KeyboardInterrupt(signal.Signals(signum).name)
