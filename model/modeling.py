@@ -311,12 +311,16 @@ def dropout(x: tf.Tensor, rate: float, training: bool,
   threshold = min(levels - 1, int(round(rate * levels)))
   if threshold == 0:
     return x
-  size = tf.size(x)
-  bits = stateless_random.random_bits([(size + 1) // 2], seed)  # uint32, XLA-invariant
-  halves = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:size]  # [2 * ceil(n / 2)] -> [n]
-  keep = tf.reshape(halves >= tf.constant(threshold, tf.uint16), tf.shape(x))
+  # Static sizes where known: fewer graph nodes per site (faster tracing).
+  size = x.shape.num_elements() if x.shape.is_fully_defined() else tf.size(x)
+  shape = x.shape if x.shape.is_fully_defined() else tf.shape(x)
+  bits = stateless_random.keyed_bits([(size + 1) // 2], seed)  # uint32, XLA-invariant
+  halves = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])  # [2 * ceil(n / 2)]
+  if isinstance(size, tf.Tensor) or size % 2:
+    halves = halves[:size]
+  keep = tf.reshape(halves >= tf.constant(threshold, tf.uint16), shape)
   scale = tf.cast(levels / (levels - threshold), x.dtype)
-  return tf.where(keep, x * scale, tf.zeros_like(x))
+  return tf.where(keep, x * scale, tf.zeros([], x.dtype))
 
 
 class Embeddings(NamedModule):
@@ -480,15 +484,15 @@ class TransformerLayer(NamedModule):
     # overflow float16.
     probs = tf.cast(tf.nn.softmax(scores + bias, axis=-1), x.dtype)  # [B, N, S, S]
     probs = dropout(probs, self.attention_dropout_prob, training,
-                    stateless_random.sub_seed(seed, 0))
+                    stateless_random.derive(seed, 0))
     context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])  # [B, S, N, D]
     context = tf.reshape(context, tf.shape(x))  # [B, S, H]
     attended = dropout(self.attention_output(context), self.hidden_dropout_prob, training,
-                       stateless_random.sub_seed(seed, 1))
+                       stateless_random.derive(seed, 1))
     attended = self.attention_layer_norm(attended + x)  # [B, S, H]
     inner = self.intermediate(attended)  # [B, S, I]
     out = dropout(self.output(inner), self.hidden_dropout_prob, training,
-                  stateless_random.sub_seed(seed, 2))
+                  stateless_random.derive(seed, 2))
     return self.output_layer_norm(out + attended)  # [B, S, H]
 
 
@@ -572,7 +576,7 @@ class BertModel(NamedModule):
       input_mask: int32 [B, S], 1 for real tokens; None means all ones.
       segment_ids: int32 [B, S] token-type ids.
       training: applies dropout when true (none in eval, as the original).
-      seed: int Tensor [2]; each dropout site folds in its own fixed key.
+      seed: int Tensor [2]; each dropout site derives its own seed from it (fixed keys).
         None with `training` uses stateful dropout.
 
     Returns:
@@ -580,14 +584,14 @@ class BertModel(NamedModule):
     """
     if input_mask is None:
       input_mask = tf.ones_like(input_ids)
-    embedded = self.embeddings(input_ids, segment_ids, training, stateless_random.sub_seed(seed, 0))
+    embedded = self.embeddings(input_ids, segment_ids, training, stateless_random.derive(seed, 0))
     embedded = tf.cast(embedded, self.compute_dtype)  # [B, S, E]
     if self.embeddings_project is not None:
       embedded = self.embeddings_project(embedded)  # [B, S, H]
     bias = attention_bias(input_mask, self.ltr, self.rtl)  # [B, 1, 1|S, S]
     x, all_layer_outputs = embedded, []
     for k, layer in enumerate(self.layers):
-      x = layer(x, bias, training, stateless_random.sub_seed(seed, k + 1))
+      x = layer(x, bias, training, stateless_random.derive(seed, k + 1))
       all_layer_outputs.append(x)
     return BertOutput(sequence_output=x, pooled_output=x[:, 0],
                       all_layer_outputs=all_layer_outputs, embedding_output=embedded)

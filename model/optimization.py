@@ -402,8 +402,10 @@ class AdamWeightDecay(tf.Module):
     dense = [_densify(grads[i], self._variables[i].shape) for i in indices]
     learning_rate = tf.cast(learning_rate, tf.float32)
     if not tf.distribute.has_strategy():
+      constants = self._adam_constants()
       for i, grad in zip(indices, dense):
-        self._update_fn(i)(self._variables[i], self._m[i], self._v[i], grad, learning_rate)
+        update = self._update_fn(i, constants)
+        update(self._variables[i], self._m[i], self._v[i], grad, learning_rate)
     elif tf.distribute.in_cross_replica_context():
       self._apply_cross_replica(tf.distribute.get_strategy(), indices, dense, learning_rate)
     else:
@@ -415,27 +417,43 @@ class AdamWeightDecay(tf.Module):
   def _apply_cross_replica(self, strategy: tf.distribute.Strategy, indices: List[int],
                            dense: List[tf.Tensor], learning_rate: tf.Tensor) -> None:
     """Updates every copy of each variable with its replica's (identical) gradient."""
+    constants = self._adam_constants()
     for i, grad in zip(indices, dense):
       # The slots are passed whole: inside an update context, reading and
       # assigning a mirrored slot touches the copy on the variable's device.
-      strategy.extended.update(self._variables[i], self._update_fn(i),
+      strategy.extended.update(self._variables[i], self._update_fn(i, constants),
                                args=(self._m[i], self._v[i], grad, learning_rate), group=False)
 
-  def _update_fn(self, i: int) -> Callable[..., tf.Operation]:
-    """The update of variable `i` as fn(var, m, v, grad, lr) (model.md §7.3)."""
+  def _update_fn(self, i: int, constants: Tuple[tf.Tensor, ...]
+                 ) -> Callable[..., tf.Operation]:
+    """The update of variable `i` as fn(var, m, v, grad, lr) (model.md §7.3).
+
+    One fused `ResourceApplyAdam` kernel does the moments and the Adam step:
+    with both bias-correction powers at 0 its step size is exactly `lr`, so it
+    computes the original's formula (no bias correction) in one pass over the
+    variable instead of ~10 separate element-wise ops (less work per step and
+    a ~4x smaller optimizer graph to trace and optimize). Weight decay, which
+    uses the variable's value *before* the step, is subtracted after it:
+    θ - lr·(adam + wd·θ) = (θ - lr·adam) - lr·wd·θ.
+    """
     multiplier, decayed = self._multipliers[i], self._decayed[i]
 
     def update(var, m, v, grad, learning_rate):
-      next_m = self.beta_1 * m + (1.0 - self.beta_1) * grad
-      next_v = self.beta_2 * v + (1.0 - self.beta_2) * tf.square(grad)
-      step = next_m / (tf.sqrt(next_v) + self.epsilon)
-      if decayed:
-        step += self.weight_decay_rate * var
       lr = learning_rate * multiplier if multiplier != 1.0 else learning_rate
-      m.assign(next_m)
-      v.assign(next_v)
-      return var.assign_sub(lr * step)
+      decay = (lr * self.weight_decay_rate) * var if decayed else None  # read before the step
+      no_correction, beta_1, beta_2, epsilon = constants
+      step = tf.raw_ops.ResourceApplyAdam(
+          var=var.handle, m=m.handle, v=v.handle, beta1_power=no_correction,
+          beta2_power=no_correction, lr=lr, beta1=beta_1, beta2=beta_2, epsilon=epsilon, grad=grad)
+      if decay is None:
+        return step
+      with tf.control_dependencies([step]):
+        return var.assign_sub(decay)
     return update
+
+  def _adam_constants(self) -> Tuple[tf.Tensor, ...]:
+    """(0, β1, β2, ε) as float32 tensors, made once per step for all variables' updates."""
+    return tuple(tf.constant(c, tf.float32) for c in (0.0, self.beta_1, self.beta_2, self.epsilon))
 
 
 def _create_slot(variable: tf.Variable, name: str) -> tf.Variable:

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from scipy.special import erf
 
-from model import modeling, tokenization
+from model import modeling, stateless_random, tokenization
 from model.modeling import BertConfig, BertModel, Embeddings
 from tests.model import numpy_bert
 from tests.model.real_batches import moby_dick_batch
@@ -209,8 +209,7 @@ def test_dropout_matches_numpy_reference_of_the_16_bit_scheme():
   for shape, rate in [((7, 5, 3), 0.1), ((9,), 0.5), ((2, 4, 8), 0.03)]:  # odd and even sizes
     x = rng.normal(size=shape).astype(np.float32)
     n = x.size
-    bits = tf.random.stateless_uniform([(n + 1) // 2], seed, minval=None, maxval=None,
-                                       dtype=tf.uint32).numpy()
+    bits = stateless_random.keyed_bits([(n + 1) // 2], seed).numpy()
     halves = bits.astype("<u4").view("<u2")[:n].reshape(shape)  # low half first (TF bitcast)
     t = round(rate * 65536)
     expected = np.where(halves >= t, x * np.float32(65536 / (65536 - t)), 0.0)
