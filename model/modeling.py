@@ -28,7 +28,7 @@ import copy
 import json
 import math
 import os
-from typing import Any, Callable, Dict, List, NamedTuple, Optional
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import tensorflow as tf
 
@@ -200,6 +200,23 @@ class NamedModule(tf.Module):
     return {n: v for n, v in self.named_variables().items() if v.trainable}
 
 
+def shape_list(x: tf.Tensor) -> List[Union[int, tf.Tensor]]:
+  """x's shape, static dimensions as Python ints and only unknown ones as tensors.
+
+  Reshapes built from it carry constant shapes whenever the batch is static
+  (training with `drop_remainder`), so the graph has fewer nodes to trace and
+  optimize than with `tf.shape` everywhere.
+  """
+  dynamic = None
+  dims = []
+  for i, dim in enumerate(x.shape.as_list()):
+    if dim is None:
+      dynamic = tf.shape(x) if dynamic is None else dynamic
+      dim = dynamic[i]
+    dims.append(dim)
+  return dims
+
+
 class Dense(NamedModule):
   """`tf.layers.dense`: variables `<scope>/kernel` [in, out] and `<scope>/bias` [out].
 
@@ -226,10 +243,8 @@ class Dense(NamedModule):
     else:
       # Flatten to [N, in] and matmul: the gradient of an ellipsis einsum
       # ("...i,io->...o") materialises a [..., in, out] tensor (60-150x slower).
-      leading = tf.shape(x)[:-1]
       y = tf.matmul(tf.reshape(x, [-1, self.input_size]), kernel)
-      y = tf.reshape(y, tf.concat([leading, [self.output_size]], axis=0))
-      y.set_shape(x.shape[:-1].concatenate([self.output_size]))
+      y = tf.reshape(y, shape_list(x)[:-1] + [self.output_size])
     y = tf.nn.bias_add(y, bias)
     return self.activation(y) if self.activation is not None else y
 
@@ -275,9 +290,25 @@ def get_activation(activation_string: Optional[str]) -> Callable[[tf.Tensor], tf
   return activations[act]
 
 
-def gelu(x: tf.Tensor) -> tf.Tensor:
-  """Exact GELU, x · 0.5 · (1 + erf(x / √2)) (not the tanh approximation)."""
-  return x * 0.5 * (1.0 + tf.math.erf(x / tf.cast(math.sqrt(2.0), x.dtype)))
+_SQRT_HALF = 1.0 / math.sqrt(2.0)
+_INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
+
+
+@tf.custom_gradient
+def gelu(x: tf.Tensor) -> Tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]:
+  """Exact GELU, x · Φ(x) with Φ(x) = 0.5 · (1 + erf(x / √2)) (not the tanh approximation).
+
+  The gradient Φ(x) + x·φ(x) is written out, reusing Φ(x) from the forward
+  pass: 9 element-wise passes per call instead of 16 for autodiff through
+  erf (~3% of a CPU pre-training step). With u = x / √2,
+  x·φ(x) = u · exp(-u²) / √π.
+  """
+  cdf = 0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF))
+
+  def grad(dy: tf.Tensor) -> tf.Tensor:
+    u = x * _SQRT_HALF
+    return dy * (cdf + _INV_SQRT_PI * u * tf.exp(-tf.square(u)))
+  return x * cdf, grad
 
 
 _DROPOUT_BITS = 16  # Random bits per dropout decision (see `dropout`).
@@ -454,8 +485,8 @@ class TransformerLayer(NamedModule):
 
   def _split_heads(self, x: tf.Tensor) -> tf.Tensor:
     """[B, S, H] -> [B, N, S, D]."""
-    shape = tf.shape(x)
-    x = tf.reshape(x, [shape[0], shape[1], self.num_heads, self.head_size])
+    batch, seq = shape_list(x)[:2]
+    x = tf.reshape(x, [batch, seq, self.num_heads, self.head_size])
     return tf.transpose(x, [0, 2, 1, 3])
 
   def __call__(self, x: tf.Tensor, bias: tf.Tensor, training: bool,
@@ -486,7 +517,7 @@ class TransformerLayer(NamedModule):
     probs = dropout(probs, self.attention_dropout_prob, training,
                     stateless_random.derive(seed, 0))
     context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])  # [B, S, N, D]
-    context = tf.reshape(context, tf.shape(x))  # [B, S, H]
+    context = tf.reshape(context, shape_list(x))  # [B, S, H]
     attended = dropout(self.attention_output(context), self.hidden_dropout_prob, training,
                        stateless_random.derive(seed, 1))
     attended = self.attention_layer_norm(attended + x)  # [B, S, H]

@@ -400,3 +400,27 @@ def test_docstring_example_runs():
     runner.run(test)
   assert runner.summarize(verbose=False).failed == 0
   assert runner.summarize(verbose=False).attempted >= 6
+
+
+def test_sparse_softmax_cross_entropy_matches_numpy_and_tensorflow():
+  from pretrain.pretraining_model import sparse_softmax_cross_entropy
+  rng = np.random.default_rng(3)
+  logits = (rng.normal(size=(2, 3, 50)) * [[[1.0]], [[30.0]]]).astype(np.float32)  # incl. peaky
+  labels = rng.integers(0, 50, size=(2, 3)).astype(np.int32)
+  upstream = rng.uniform(0.5, 2.0, size=(2, 3)).astype(np.float32)
+  x = tf.constant(logits)
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch(x)
+    ours = sparse_softmax_cross_entropy(x, tf.constant(labels))
+    theirs = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=x)
+    weighted_ours, weighted_theirs = tf.reduce_sum(ours * upstream), tf.reduce_sum(theirs * upstream)
+  shifted = logits.astype(np.float64) - logits.max(-1, keepdims=True)
+  log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+  expected = -np.take_along_axis(log_probs, labels[..., None], -1)[..., 0]
+  assert ours.shape == (2, 3)
+  np.testing.assert_allclose(ours, expected, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+  expected_grad = (np.exp(log_probs) - np.eye(50)[labels]) * upstream[..., None]
+  np.testing.assert_allclose(tape.gradient(weighted_ours, x), expected_grad, atol=1e-6)
+  np.testing.assert_allclose(tape.gradient(weighted_ours, x), tape.gradient(weighted_theirs, x),
+                             atol=1e-6)
