@@ -312,14 +312,27 @@ def _hf(config: str, args) -> Optional[dict]:
                     "--threads", str(args.threads), "--steps", str(args.steps)], args.timeout)
 
 
-def nominal_peak_flops() -> Dict[str, Optional[float]]:
+def _cpuinfo_ghz(path: str) -> Optional[float]:
+  """The first "cpu MHz" of /proc/cpuinfo in GHz, or None."""
+  try:
+    with open(path) as f:
+      match = re.search(r"^cpu MHz\s*:\s*([\d.]+)", f.read(), re.MULTILINE)
+  except OSError:
+    return None
+  return float(match.group(1)) / 1000 if match else None
+
+
+def nominal_peak_flops(cpuinfo: str = "/proc/cpuinfo") -> Dict[str, Optional[float]]:
   """cores × clock × FLOPs/cycle from lscpu (None where it cannot be computed).
 
-  FLOPs/cycle per core: fp32 32 with AVX-512 (2 FMA units × 16 lanes × 2),
-  16 with AVX2 only; bf16 1024 with AMX-BF16 (Intel's figure per core), 64
-  with AVX512_BF16 (dot products of pairs), else the fp32 rate. The clock is
-  lscpu's max MHz, else the "@ x.xGHz" of the model name; virtual machines
-  often show neither (BogoMIPS is no clock: it undercounts turbo), then None.
+  FLOPs/cycle per core: fp32 64 with AVX-512 (2 FMA units × 16 lanes × 2
+  FLOPs per FMA; CPUs with one AVX-512 FMA unit reach half), 32 with AVX2
+  only; bf16 1024 with AMX-BF16 (Intel's figure per core), 128 with
+  AVX512_BF16 (pairwise dot products), else the fp32 rate. The clock is
+  lscpu's max MHz, else the "@ x.xGHz" of the model name, else the "cpu MHz"
+  of `cpuinfo` (on virtual machines the host's base clock; turbo is not
+  counted, so the measured peak can exceed this nominal one). BogoMIPS is no
+  clock and is never used.
   """
   try:
     out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
@@ -334,10 +347,12 @@ def nominal_peak_flops() -> Dict[str, Optional[float]]:
     clock = float(fields["CPU max MHz"]) / 1000
   elif re.search(r"@\s*([\d.]+)GHz", fields.get("Model name", "")):
     clock = float(re.search(r"@\s*([\d.]+)GHz", fields["Model name"]).group(1))
+  else:
+    clock = _cpuinfo_ghz(cpuinfo)
   if not cores or not clock:
     return {"fp32": None, "bf16": None, "clock_ghz": clock}
-  fp32 = 32 if "avx512f" in flags else 16 if "avx2" in flags else None
-  bf16 = 1024 if "amx_bf16" in flags else 64 if "avx512_bf16" in flags else fp32
+  fp32 = 64 if "avx512f" in flags else 32 if "avx2" in flags else None
+  bf16 = 1024 if "amx_bf16" in flags else 128 if "avx512_bf16" in flags else fp32
   per_core = cores * clock * 1e9
   return {"fp32": fp32 and fp32 * per_core, "bf16": bf16 and bf16 * per_core,
           "clock_ghz": clock}
