@@ -68,6 +68,7 @@ class FinetuningConfig(config_base.HParamsConfig):
           "learning_rate", "weight_decay_rate", "n_writes_test", "answerable_weight")},
       "num_train_epochs": config_base.greater_than(0),
       "warmup_proportion": config_base.in_range(0, 1),
+      "xla_predict": config_base.one_of("auto", "on", "off"),
   }
   _DERIVED: ClassVar[Dict[str, str]] = {
       "write_distill_outputs": "created as False by the single-task QA preset only",
@@ -139,6 +140,10 @@ class FinetuningConfig(config_base.HParamsConfig):
     self.eval_batch_size = 32  # Also the padding multiple of eval tfrecords.
     self.predict_batch_size = 32
     self.double_unordered = True  # MRPC/STS train on both sentence orders.
+    # New: XLA for prediction/evaluation. "auto" = on, except for bf16/fp16 on a
+    # CPU-only machine (XLA:CPU's low-precision matmuls are slower than oneDNN's).
+    # `use_xla: true` turns it on as well.
+    self.xla_predict = "auto"
 
   def _set_qa_defaults(self) -> None:
     self.max_query_length = 64

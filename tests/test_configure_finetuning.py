@@ -3,6 +3,7 @@ import json
 import os
 
 import pytest
+import tensorflow as tf
 
 from configure_finetuning import FinetuningConfig
 from util import config_base
@@ -29,7 +30,7 @@ SPEC_DEFAULTS = {
     "seed": None, "use_xla": False, "mixed_precision": "off",
     "grad_accumulation_steps": 1, "distribution_strategy": "auto",
     "worker_startup_timeout_s": 600, "task_configs": [],
-    "fix_layerwise_lr_decay": False, "fix_tagging_loss_double_count": False,
+    "fix_layerwise_lr_decay": False, "fix_tagging_loss_double_count": False, "xla_predict": "auto",
 }
 PATH_NAMES = {"data_dir", "raw_data_dir", "vocab_file", "init_checkpoint", "model_dir",
               "results_txt", "results_pkl", "qa_eval_file", "qa_preds_file", "qa_na_file",
@@ -223,3 +224,20 @@ def test_vocab_size_follows_the_model_dirs_vocab_file(tmp_path):
   assert FinetuningConfig("m", str(tmp_path), vocab_size=16).vocab_size == 16
   with pytest.raises(ValueError, match="hparam vocab_size is 3 but .* has 11 lines"):
     FinetuningConfig("m", str(tmp_path), vocab_size=3)
+
+
+@pytest.mark.parametrize("xla_predict, use_xla, precision, gpu, expected", [
+    ("auto", False, "off", False, True), ("auto", False, "bf16", False, False),
+    ("auto", False, "bf16", True, True), ("off", False, "off", False, False),
+    ("off", True, "off", False, True), ("on", False, "bf16", False, True)])
+def test_xla_for_prediction(monkeypatch, xla_predict, use_xla, precision, gpu, expected):
+  from finetune import model_runner
+  config = FinetuningConfig("m", "/tmp/d", xla_predict=xla_predict, use_xla=use_xla,
+                            mixed_precision=precision)
+  monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["gpu"] if gpu else [])
+  assert model_runner.xla_for_prediction(config) is expected
+
+
+def test_xla_predict_rejects_other_values():
+  with pytest.raises(ValueError, match="xla_predict must be one of 'auto', 'on', 'off'"):
+    FinetuningConfig("m", "/tmp/d", xla_predict="yes")
