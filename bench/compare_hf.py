@@ -1,7 +1,8 @@
 """This project vs Hugging Face transformers' PyTorch ELECTRA, same step, same precision.
 
     python3 bench/compare_hf.py [--quick] [--threads 2] [--steps N]
-        [--configs pretrain:fp32 pretrain:bf16 sst:fp32 squad:fp32 infer1:fp32 infer32:fp32]
+        [--configs pretrain:fp32 pretrain:bf16 sst:fp32 squad:fp32 infer1:fp32 infer32:fp32
+                   serve1:fp32 serve32:fp32]
 
 Every configuration runs twice, back to back, each time in a fresh Python
 process: once through this project (`bench/pretrain.py` or
@@ -28,7 +29,11 @@ Configurations (ELECTRA-Small: hidden 256, 12 layers, embedding 128):
 * `infer1:<dtype>`, `infer32:<dtype>`: inference, seq 128, batch 1 / 32: the
   discriminator encoder with the `sst` classification head, eval mode; HF
   under `model.eval()` and `torch.inference_mode()`, ours
-  `ModelRunner.predict_batch`; both copy the outputs to numpy.
+  `ModelRunner.predict_batch` (XLA-compiled in fp32, hparam `xla_predict`);
+  both copy the outputs to numpy.
+* `serve1:<dtype>`, `serve32:<dtype>`: the same forward through the SavedModel
+  that `export_model.py` writes (`serving_default`, loaded back with
+  `tf.saved_model.load`) against the same HF eval-mode forward.
 
 `bf16` is this project's `mixed_precision: bf16` against
 `torch.autocast("cpu", dtype=torch.bfloat16)` (bf16 compute, fp32 weights on
@@ -62,7 +67,7 @@ SMALL = dict(hidden=256, layers=12, heads=4, intermediate=1024, embedding=128, v
 GENERATOR_FRACTION = 0.25
 MASK_PROB, DISC_WEIGHT, MASK_ID, CLS_ID, SEP_ID = 0.15, 50.0, 103, 101, 102
 TASKS = {"pretrain": (128, 32), "sst": (128, 32), "squad": (384, 8),
-         "infer1": (128, 1), "infer32": (128, 32)}
+         "infer1": (128, 1), "infer32": (128, 32), "serve1": (128, 1), "serve32": (128, 32)}
 QUICK = ["pretrain:fp32", "pretrain:bf16", "sst:fp32", "infer32:fp32"]
 FULL = [f"{task}:{dtype}" for task in TASKS for dtype in ("fp32", "bf16")]
 
@@ -260,7 +265,7 @@ def _worker(args) -> None:
   task = args.config.split(":")[0]
   if task == "peak":
     result = _torch_peak(args)
-  elif task.startswith("infer"):
+  elif task.startswith(("infer", "serve")):
     result = _hf_infer(args)
   else:
     result = _hf_train(args)
@@ -301,9 +306,10 @@ def _ours(config: str, args, peak_flops: float) -> Optional[dict]:
     argv = [os.path.join(BENCH, "finetune.py"), "--configs", f"{task}:{seq}", "--batch",
             str(batch), "--steps", str(args.steps), "--warmup", "1", "--skip-predict",
             "--skip-postprocessing"] + common
-  else:
+  else:  # infer: ModelRunner.predict_batch; serve: the exported SavedModel's serving_default
+    serving = ["--skip-predict", "--serving"] if task.startswith("serve") else []
     argv = [os.path.join(BENCH, "finetune.py"), "--configs", f"sst:{seq}", "--batch",
-            str(batch), "--steps", str(args.steps * 4), "--skip-train"] + common
+            str(batch), "--steps", str(args.steps * 4), "--skip-train"] + serving + common
   return _run_json(argv, args.timeout)
 
 
@@ -447,7 +453,9 @@ def main(argv: List[str] = None) -> None:
   print("| --- | --- | --- | --- | --- | --- | --- |")
   names = {"pretrain": "pre-training, seq 128, batch 32", "sst": "fine-tune sst, seq 128, batch 32",
            "squad": "fine-tune squad, seq 384, batch 8", "infer1": "inference, seq 128, batch 1",
-           "infer32": "inference, seq 128, batch 32"}
+           "infer32": "inference, seq 128, batch 32",
+           "serve1": "SavedModel serving, seq 128, batch 1",
+           "serve32": "SavedModel serving, seq 128, batch 32"}
   for row in rows:
     mfu = (f"{_fmt(row['ours_mfu'] and 100 * row['ours_mfu'], '.0f')}% / "
            f"{_fmt(row['hf_mfu'] and 100 * row['hf_mfu'], '.0f')}%")

@@ -3,7 +3,7 @@
     python3 bench/finetune.py [--model-size small] [--configs sst:128 squad:384 squad:512]
         [--batch 32] [--steps 20] [--dtype fp32|bf16|fp16] [--xla] [--threads N]
         [--grad-accumulation-steps K] [--warmup 2] [--peak-flops F]
-        [--skip-train] [--skip-predict] [--skip-postprocessing]
+        [--skip-train] [--skip-predict] [--skip-postprocessing] [--serving]
 
 For each `task:seq` configuration it builds the fine-tuning model exactly as
 `run_finetuning.py` does (`FinetuningModel` with the task's head, the
@@ -17,6 +17,10 @@ measurement:
   learning rates; no checkpoint);
 * `phase: "predict"`: `ModelRunner.predict_batch` (eval-mode forward pass and
   the copy of every output to numpy, as evaluation does);
+* `phase: "serving"` (with `--serving`): the exported SavedModel's
+  `serving_default` signature (what TF Serving or `tf.saved_model.load` runs:
+  `export_model.py`'s graph, written and loaded back, random weights) on
+  int32 numpy inputs, outputs copied to numpy;
 * `phase: "qa_postprocessing"` (with a QA configuration): `SpanBasedQAScorer`
   turning raw head outputs into answer texts (`write_predictions`, which
   re-featurizes each example) for the real SQuAD 1.1 slice in tests/data/qa;
@@ -56,6 +60,7 @@ from bench import common, peak  # noqa: E402
 from configure_finetuning import FinetuningConfig  # noqa: E402
 from finetune import finetuning_model, model_runner, preprocessing, task_builder  # noqa: E402
 from flops_computation import TransformerHparams  # noqa: E402
+from model import checkpointing  # noqa: E402
 from model.optimization import create_finetuning_optimizer  # noqa: E402
 from util import trainer as trainer_lib, utils  # noqa: E402
 
@@ -166,6 +171,40 @@ def bench_predict(args, work_dir: str, task_name: str, seq: int) -> dict:
   seconds = time.perf_counter() - start
   flops = flops_per_example(runner.model.bert_config, config.embedding_size, seq)["predict"]
   return record(args, "predict", task_name, args.batch, seq, args.steps * args.batch / seconds,
+                flops, steps=args.steps, compile_s=compile_seconds,
+                xla=model_runner.xla_for_prediction(config))
+
+
+def bench_serving(args, work_dir: str, task_name: str, seq: int) -> dict:
+  """Examples/s of the exported SavedModel's `serving_default` (random weights)."""
+  import export_model  # pylint: disable=import-outside-toplevel
+  config = make_config(work_dir, task_name, seq, args, do_train=False)
+  tasks = task_builder.get_tasks(config)
+  model = finetuning_model.FinetuningModel(
+      config, tasks, compute_dtype=trainer_lib.compute_dtype(config.mixed_precision))
+  prefix = checkpointing.save_checkpoint(os.path.join(work_dir, "serving_ckpt"), 0,
+                                        model.named_variables())
+  plan = export_model.ExportPlan(
+      export_model._finetuned_forward(model, tasks), [model],  # pylint: disable=protected-access
+      model.named_variables(), prefix, model.bert_config, {}, None, {}, "")
+  export_dir = export_model.write_saved_model(plan, os.path.join(work_dir, "saved_model"))
+  serve = tf.saved_model.load(export_dir).signatures[export_model.SIGNATURE_KEY]
+  batch = synthetic_batch(config, tasks, args.batch)
+  inputs = {name: batch[name].numpy() for name in export_model.INPUT_NAMES}
+
+  def call():
+    return {key: value.numpy() for key, value in serve(**{
+        name: tf.constant(value) for name, value in inputs.items()}).items()}
+  start = time.perf_counter()
+  call()  # first call: function instantiation and graph optimization
+  compile_seconds = time.perf_counter() - start
+  call()
+  start = time.perf_counter()
+  for _ in range(args.steps):
+    call()
+  seconds = time.perf_counter() - start
+  flops = flops_per_example(model.bert_config, config.embedding_size, seq)["predict"]
+  return record(args, "serving", task_name, args.batch, seq, args.steps * args.batch / seconds,
                 flops, steps=args.steps, compile_s=compile_seconds)
 
 
@@ -215,6 +254,8 @@ def main(argv: List[str] = None) -> None:
   parser.add_argument("--skip-train", action="store_true")
   parser.add_argument("--skip-predict", action="store_true")
   parser.add_argument("--skip-postprocessing", action="store_true")
+  parser.add_argument("--serving", action="store_true",
+                      help="also time the exported SavedModel's serving_default")
   args = parser.parse_args(argv)
   if args.grad_accumulation_steps < 1 or args.batch % args.grad_accumulation_steps:
     parser.error(f"--grad-accumulation-steps {args.grad_accumulation_steps} must be >= 1 and "
@@ -229,6 +270,8 @@ def main(argv: List[str] = None) -> None:
         common.emit(bench_train(args, work_dir, task_name, int(seq)))
       if not args.skip_predict:
         common.emit(bench_predict(args, work_dir, task_name, int(seq)))
+      if args.serving:
+        common.emit(bench_serving(args, work_dir, task_name, int(seq)))
       if task_name in task_builder.QA_TASKS:
         qa_seqs.append(int(seq))
     if qa_seqs and not args.skip_postprocessing:
