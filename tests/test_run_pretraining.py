@@ -100,8 +100,10 @@ def test_eval_progress_lines_follow_the_training_cadence(data_dir, reference, el
 
 
 def test_training_lowers_losses_and_eval_writes_every_metric(data_dir, electra_log):
+  # LR 1e-3: the discriminator learns on every seed tried (1-3: AUC 0.70-0.72, recall
+  # 0.20-0.25); 3e-3 is at the edge of the collapse (disc recall 0 on one seed of three).
   hparams = dict(TINY, num_train_steps=200, save_checkpoints_steps=200, iterations_per_loop=1,
-                 learning_rate=3e-3, num_eval_steps=10)
+                 learning_rate=1e-3, num_eval_steps=10)
   last = run(data_dir, "learn", **hparams)
   directory = model_dir(data_dir, "learn")
   scalars = read_scalars(directory)
