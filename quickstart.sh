@@ -42,15 +42,17 @@ precision and recall 0, MLM accuracy 0):
                       the 30,522 word pieces), so many replacements are odd words, easy to
                       spot; then it falls to ~0.7 and levels off as the generator learns which
                       words are frequent (its loss falls) and the replacements become
-                      ordinary words. A generator half as wide gives the same curve. It stays far above 0.5 (a collapsed run sits at 0.5 with
-                      precision and recall 0).
+                      ordinary words. A generator half as wide gives the same curve. It
+                      stays far above 0.5 (a collapsed run sits at 0.5 with precision and
+                      recall 0).
   disc_precision      of the tokens called "replaced", the share that were: rises (~0.8-0.9).
   disc_recall         of the replaced tokens, the share found at the 0.5 threshold: falls from
                       ~0.3 to ~0.15 as the replacements get harder, but stays above 0.
 EOF
-echo "== Fine-tuning on the bundled chunking task (data/tasks/chunk: 180 train / 46 dev news sentences)"
+echo "== Fine-tuning on the bundled chunking task (data/tasks/chunk: 180 train / 46 dev sentences)"
 python3 run_finetuning.py --data-dir "$DATA_DIR" --model-name "$MODEL" --hparams "$FINETUNE"
 python3 run_finetuning.py --data-dir "$DATA_DIR" --model-name "${MODEL}_no_pretraining" \
   --hparams "${FINETUNE%\}}, \"init_checkpoint\": null}"
-echo "Dev chunking with pre-training:    $(cat "$DATA_DIR/models/$MODEL/results/chunk_results.txt")"
-echo "Dev chunking without pre-training: $(cat "$DATA_DIR/models/${MODEL}_no_pretraining/results/chunk_results.txt")"
+RESULTS=results/chunk_results.txt
+echo "Dev chunking with pre-training:    $(cat "$DATA_DIR/models/$MODEL/$RESULTS")"
+echo "Dev chunking without pre-training: $(cat "$DATA_DIR/models/${MODEL}_no_pretraining/$RESULTS")"
