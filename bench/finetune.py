@@ -49,7 +49,7 @@ import shutil
 import sys
 import tempfile
 import time
-from typing import Dict, List
+from typing import Callable, Dict, List, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -155,20 +155,25 @@ def bench_train(args, work_dir: str, task_name: str, seq: int) -> dict:
                 micro_batch=args.batch // args.grad_accumulation_steps)
 
 
+def time_calls(call: Callable[[], object], steps: int) -> Tuple[float, float]:
+  """(seconds of the first call: tracing/compiling; seconds of `steps` calls after one more)."""
+  start = time.perf_counter()
+  call()
+  first_call_seconds = time.perf_counter() - start
+  call()
+  start = time.perf_counter()
+  for _ in range(steps):
+    call()
+  return first_call_seconds, time.perf_counter() - start
+
+
 def bench_predict(args, work_dir: str, task_name: str, seq: int) -> dict:
   """Examples/s of `ModelRunner.predict_batch` (forward pass + outputs to numpy)."""
   config = make_config(work_dir, task_name, seq, args, do_train=False)
   tasks = task_builder.get_tasks(config)
   runner = model_runner.ModelRunner(config, tasks, os.path.join(work_dir, "predict"))
   batch = synthetic_batch(config, tasks, args.batch)
-  start = time.perf_counter()
-  runner.predict_batch(batch)  # traces
-  compile_seconds = time.perf_counter() - start
-  runner.predict_batch(batch)
-  start = time.perf_counter()
-  for _ in range(args.steps):
-    runner.predict_batch(batch)
-  seconds = time.perf_counter() - start
+  compile_seconds, seconds = time_calls(lambda: runner.predict_batch(batch), args.steps)
   flops = flops_per_example(runner.model.bert_config, config.embedding_size, seq)["predict"]
   return record(args, "predict", task_name, args.batch, seq, args.steps * args.batch / seconds,
                 flops, steps=args.steps, compile_s=compile_seconds,
@@ -195,14 +200,7 @@ def bench_serving(args, work_dir: str, task_name: str, seq: int) -> dict:
   def call():
     return {key: value.numpy() for key, value in serve(**{
         name: tf.constant(value) for name, value in inputs.items()}).items()}
-  start = time.perf_counter()
-  call()  # first call: function instantiation and graph optimization
-  compile_seconds = time.perf_counter() - start
-  call()
-  start = time.perf_counter()
-  for _ in range(args.steps):
-    call()
-  seconds = time.perf_counter() - start
+  compile_seconds, seconds = time_calls(call, args.steps)
   flops = flops_per_example(model.bert_config, config.embedding_size, seq)["predict"]
   return record(args, "serving", task_name, args.batch, seq, args.steps * args.batch / seconds,
                 flops, steps=args.steps, compile_s=compile_seconds)

@@ -201,7 +201,9 @@ class NamedModule(tf.Module):
 
 
 def shape_list(x: tf.Tensor) -> List[Union[int, tf.Tensor]]:
-  """x's shape, static dimensions as Python ints and only unknown ones as tensors.
+  """x's shape as a list: static dimensions as Python ints, unknown ones as tensors.
+
+  x must have a known rank (every tensor of the models does).
 
   Reshapes built from it carry constant shapes whenever the batch is static
   (training with `drop_remainder`), so the graph has fewer nodes to trace and

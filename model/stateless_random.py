@@ -16,7 +16,7 @@ Seeds are int32/int64 Tensors of shape [2], as for TF's stateless ops.
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
 import tensorflow as tf
 
@@ -115,9 +115,9 @@ _PHILOX = 1  # tf.random.Algorithm.PHILOX
 _DERIVATION_KEY = 0x9E3779B97F4A7C15
 
 
-def _seed_words(seed: tf.Tensor) -> tf.Tensor:
-  """The seed as two uint64 words (int32 entries are sign-extended first)."""
-  return tf.bitcast(tf.cast(seed, tf.int64), tf.uint64)
+def _seed_words(seed: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+  """The seed as two uint64 [1] words, (seed[0], seed[1]); int32 entries are sign-extended."""
+  return tuple(tf.split(tf.bitcast(tf.cast(seed, tf.int64), tf.uint64), 2))
 
 
 def _philox_bits(shape, key: tf.Tensor, counter: tf.Tensor) -> tf.Tensor:
@@ -136,7 +136,7 @@ def keyed_bits(shape, seed: tf.Tensor) -> tf.Tensor:
   matters for the ~75 dropout sites of a pre-training step (tracing and
   graph optimization time).
   """
-  key, high = tf.split(_seed_words(seed), 2)  # [1] each
+  key, high = _seed_words(seed)
   return _philox_bits(shape, key, tf.pad(high, [[1, 0]]))
 
 
@@ -152,7 +152,7 @@ def derive(seed: Optional[tf.Tensor], *keys: int) -> Optional[tf.Tensor]:
   if seed is None:
     return None
   for key in keys:
-    seed_key, high = tf.split(_seed_words(seed), 2)  # [1] each
+    seed_key, high = _seed_words(seed)
     derivation_key = tf.bitwise.bitwise_xor(seed_key, tf.constant([_DERIVATION_KEY], tf.uint64))
     counter = tf.concat([tf.constant([key], tf.uint64), high], 0)
     seed = tf.cast(_philox_bits([2], derivation_key, counter), tf.int64)
