@@ -245,6 +245,23 @@ def test_sst_metrics_match_numpy_recomputation(sst_run, data_dir):
   assert results[1]["sst"]["loss"] == pytest.approx(loss, rel=1e-5)
 
 
+def test_prediction_is_xla_compiled_in_fp32_with_the_same_outputs(sst_run, data_dir):
+  config, _ = sst_run
+  outputs = {}
+  for xla_predict in ("auto", "off"):
+    eval_config = make_config(data_dir, "electra_sst", task_names=["sst"], do_train=False,
+                              xla_predict=xla_predict)
+    tasks = task_builder.get_tasks(eval_config)
+    runner = ModelRunner(eval_config, tasks, trial_model_dir(config, 2))
+    outputs[xla_predict] = {int(out["eid"]): out["logits"]
+                            for _, out in runner.predict(tasks, "dev")}
+    jit = runner._predict_step._jit_compile  # pylint: disable=protected-access
+    assert jit is (xla_predict == "auto")
+  assert sorted(outputs["auto"]) == sorted(outputs["off"]) == list(range(10))
+  for eid, logits in outputs["off"].items():
+    np.testing.assert_allclose(outputs["auto"][eid], logits, rtol=1e-5, atol=1e-5)
+
+
 def test_sst_test_outputs_and_glue_tsv(sst_run, data_dir):
   config, _ = sst_run
   path = config.test_predictions("sst", "test", 1)
