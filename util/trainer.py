@@ -43,7 +43,7 @@ from tensorflow.core.framework import summary_pb2
 from model import checkpointing, stateless_random
 from model.modeling import NamedModule
 from model.optimization import ElectraOptimizer, all_reduce_gradients
-from util import cli, utils, workers
+from util import cli, graph_options, utils, workers
 from util.training_utils import ETALogger
 
 logger = logging.getLogger("electra")
@@ -444,7 +444,8 @@ class Trainer:
     """
     if self._train_loop is None:
       self._train_loop = self._build_train_loop()
-    return self._train_loop(iterator, tf.constant(num_steps, tf.int64))
+    with graph_options.lean_graph_optimization():
+      return self._train_loop(iterator, tf.constant(num_steps, tf.int64))
 
   @property
   def train_loop_traces(self) -> int:

@@ -436,3 +436,24 @@ def test_resume_skips_a_corrupt_latest_checkpoint(tmp_path, electra_log):
   assert f"Checkpoint {tmp_path}/model.ckpt-4 is corrupt" in electra_log.text
   resumed.train(noisy_dataset())  # re-saves step 4 over the damaged files
   assert checkpointing.is_intact(str(tmp_path / "model.ckpt-4"))
+
+
+def test_the_step_is_traced_and_optimized_under_the_lighter_graph_options(tmp_path):
+  from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
+  from tensorflow.python.eager import context
+  trainer = make_trainer(tmp_path, num_steps=100)
+  seen = []
+  loss_fn = trainer.loss_fn
+
+  def recording_loss_fn(batch, seed):
+    config = config_pb2.ConfigProto()  # the options the first call hands to grappler
+    config.ParseFromString(context.context().function_call_options.config_proto_serialized)
+    seen.append(config.graph_options.rewrite_options.meta_optimizer_iterations)
+    return loss_fn(batch, seed)
+
+  trainer.loss_fn = recording_loss_fn
+  trainer.train_steps(iter(tf.data.Dataset.from_tensor_slices(batches(num_steps=2))), 2)
+  expected = (rewriter_config_pb2.RewriterConfig.DEFAULT_NUM_ITERS
+              if tf.config.list_logical_devices("GPU") else rewriter_config_pb2.RewriterConfig.ONE)
+  assert seen == [expected]
+  assert int(trainer.global_step.numpy()) == 2
