@@ -184,9 +184,13 @@ def _densify(grad: Union[tf.Tensor, tf.IndexedSlices],
 
 
 def _global_norm(dense: Sequence[Optional[tf.Tensor]]) -> tf.Tensor:
-  """sqrt of the sum of squares of all present float32 gradients (0 if none)."""
-  squares = [tf.reduce_sum(tf.square(g)) for g in dense if g is not None]
-  return tf.sqrt(tf.add_n(squares)) if squares else tf.zeros([], tf.float32)
+  """sqrt of the sum of squares of all present float32 gradients (0 if none).
+
+  `l2_loss` (Σg²/2, exact halving) is one pass and one graph node per
+  gradient; square-then-sum writes a full temporary of every gradient.
+  """
+  halves = [tf.nn.l2_loss(g) for g in dense if g is not None]
+  return tf.sqrt(2.0 * tf.add_n(halves)) if halves else tf.zeros([], tf.float32)
 
 
 def clip_by_global_norm(grads: Sequence[Gradient], clip_norm: float = 1.0

@@ -65,13 +65,8 @@ def inverse_cdf_categorical(logits: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
   cdf[i-1] <= u < cdf[i], so id i is drawn with probability
   (cdf[i] - cdf[i-1]) / total = softmax(logits)[i]: the distribution of
   Gumbel-max, from one uniform per row instead of one per entry plus two logs.
-  The search is two-level so no cumulative sum runs over the whole row: the
-  ids are cut into blocks of 256, u picks a block by the cumulative block
-  masses, then an id by the cumulative masses inside that block. Each id's
-  probability is off by a few float32 roundings of the sums (~2^-23 of the
-  total), the resolution of the uniform itself (and of the original's Gumbel
-  noise, which is capped at ~16 nats by the same 2^-23 grid); ids whose exp
-  underflows to 0 (-inf or ~100 below the maximum) are never drawn.
+  See `inverse_cdf_from_weights` for the search and its precision; ids whose
+  exp underflows to 0 (-inf or ~100 below the maximum) are never drawn.
 
   Args:
     logits: float [..., K] unnormalised log-probabilities; -inf entries are
@@ -82,13 +77,38 @@ def inverse_cdf_categorical(logits: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     int32 [...]: ids in [0, K).
   """
   logits = tf.cast(logits, tf.float32)
-  out_shape = tf.shape(logits)[:-1]
-  num_ids = tf.shape(logits)[-1]
-  logits = tf.reshape(logits, [-1, num_ids])  # [N, K]
-  num_blocks = (num_ids + _CDF_BLOCK - 1) // _CDF_BLOCK
-  logits = tf.pad(logits, [[0, 0], [0, num_blocks * _CDF_BLOCK - num_ids]],
-                  constant_values=-float("inf"))
   weights = tf.exp(logits - tf.reduce_max(logits, axis=-1, keepdims=True))  # max entry: 1
+  return inverse_cdf_from_weights(weights, seed)
+
+
+def inverse_cdf_from_weights(weights: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+  """Draws one id per row with probability weights[i] / Σ weights (the last axis).
+
+  For `weights` = exp(logits - max(logits)) this is `inverse_cdf_categorical`;
+  a caller that already has those weights (the MLM loss computes them) skips
+  the exp pass over the row. The search is two-level so no cumulative sum
+  runs over the whole row: the ids are cut into blocks of 256, u picks a
+  block by the cumulative block masses, then an id by the cumulative masses
+  inside that block. Each id's probability is off by a few float32 roundings
+  of the sums (~2^-23 of the total), the resolution of the uniform itself
+  (and of the original's Gumbel noise, which is capped at ~16 nats by the same
+  2^-23 grid).
+
+  Args:
+    weights: float32 [..., K], non-negative, positive total per row; zero
+      entries are never drawn.
+    seed: the stateless seed.
+
+  Returns:
+    int32 [...]: ids in [0, K).
+  """
+  out_shape = tf.shape(weights)[:-1]
+  num_ids = weights.shape[-1] if weights.shape[-1] is not None else tf.shape(weights)[-1]
+  weights = tf.reshape(weights, [-1, num_ids])  # [N, K]
+  num_blocks = (num_ids + _CDF_BLOCK - 1) // _CDF_BLOCK
+  padding = num_blocks * _CDF_BLOCK - num_ids
+  if not isinstance(padding, int) or padding:
+    weights = tf.pad(weights, [[0, 0], [0, padding]])
   weights = tf.reshape(weights, [-1, num_blocks, _CDF_BLOCK])  # [N, nb, 256]
   block_cdf = tf.cumsum(tf.reduce_sum(weights, axis=-1), axis=-1)  # [N, nb]
   total = block_cdf[:, -1:]

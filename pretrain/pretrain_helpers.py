@@ -317,7 +317,8 @@ def unmask(inputs: Inputs) -> Inputs:
 def sample_from_softmax(logits: tf.Tensor, seed: tf.Tensor,
                         temperature: FloatLike = 1.0,
                         disallow_ids: Optional[tf.Tensor] = None,
-                        method: str = "inverse_cdf") -> tf.Tensor:
+                        method: str = "inverse_cdf",
+                        exp_weights: Optional[tf.Tensor] = None) -> tf.Tensor:
   """Samples one id per slot from softmax(logits / temperature).
 
   Spec: model.md §3.3. The disallow penalty is subtracted after the
@@ -337,6 +338,11 @@ def sample_from_softmax(logits: tf.Tensor, seed: tf.Tensor,
     disallow_ids: optional int Tensor [B, P]; these ids get -1000 added to
       their scaled logit, so they are (practically) never sampled.
     method: "inverse_cdf" (default) or "gumbel" (the original's Gumbel-max).
+    exp_weights: optional float32 [B, P, V] exp(logits - max(logits)), as
+      the MLM loss computed them (`SoftmaxOutput.exp_weights`); the inverse
+      CDF then draws from them directly (same ids, one pass over [B, P, V]
+      instead of four) when temperature is 1 and nothing is disallowed, and
+      ignores them otherwise.
 
   Returns:
     int32 Tensor [B, P] of sampled ids.
@@ -347,7 +353,12 @@ def sample_from_softmax(logits: tf.Tensor, seed: tf.Tensor,
   if method not in ("inverse_cdf", "gumbel"):
     raise ValueError("sample_from_softmax method must be 'inverse_cdf' or 'gumbel'; "
                      f"got {method!r}")
-  scaled = tf.cast(logits, tf.float32) / tf.cast(temperature, tf.float32)
+  unscaled = isinstance(temperature, (int, float)) and temperature == 1
+  if method == "inverse_cdf" and exp_weights is not None and unscaled and disallow_ids is None:
+    return stateless_random.inverse_cdf_from_weights(exp_weights, seed)
+  scaled = tf.cast(logits, tf.float32)
+  if not unscaled:
+    scaled /= tf.cast(temperature, tf.float32)
   if disallow_ids is not None:
     vocab_size = tf.shape(scaled)[-1]
     scaled -= 1000.0 * tf.one_hot(disallow_ids, vocab_size, dtype=tf.float32)

@@ -53,14 +53,19 @@ class SoftmaxOutput(NamedTuple):
     loss: scalar, Σ weights · per_example_loss / (Σ weights + 1e-6).
     per_example_loss: [...], -log softmax(logits)[target] per slot.
     preds: int32 [...], argmax of the logits.
+    exp_weights: [..., V] exp(logits - max(logits)) per row, no gradient: the
+      unnormalised softmax the loss computed, which the generator's sampler
+      re-uses (`pretrain_helpers.sample_from_softmax(..., weights=)`).
   """
   logits: tf.Tensor
   loss: tf.Tensor
   per_example_loss: tf.Tensor
   preds: tf.Tensor
+  exp_weights: tf.Tensor
 
 
-def sparse_softmax_cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+def sparse_softmax_cross_entropy(logits: tf.Tensor, labels: tf.Tensor,
+                                 return_exp_weights: bool = False):
   """-log softmax(logits)[label] per row, as `tf.nn.sparse_softmax_cross_entropy_with_logits`.
 
   Written out because TF's fused kernel is slow on CPU for the MLM's
@@ -71,29 +76,35 @@ def sparse_softmax_cross_entropy(logits: tf.Tensor, labels: tf.Tensor) -> tf.Ten
   Args:
     logits: float32 [..., V].
     labels: int32 [...] in [0, V).
+    return_exp_weights: also return exp(logits - max) [..., V] (no gradient).
 
   Returns:
-    float32 [...] per-row losses.
+    float32 [...] per-row losses, or (losses, exp weights).
   """
   shape = modeling.shape_list(labels)
   num_classes = modeling.shape_list(logits)[-1]
+  flat_logits = tf.reshape(logits, [-1, num_classes])
   flat_labels = tf.reshape(labels, [-1])
   rows = tf.range(modeling.shape_list(flat_labels)[0])
   label_index = tf.stack([rows, flat_labels], axis=1)  # [N, 2]
+  # Loss and gradient are functions of these; no gradient flows through them.
+  row_max = tf.reduce_max(tf.stop_gradient(flat_logits), axis=-1, keepdims=True)  # [N, 1]
+  exp = tf.exp(tf.stop_gradient(flat_logits) - row_max)  # [N, V]
+  sum_exp = tf.reduce_sum(exp, axis=-1, keepdims=True)  # [N, 1]
 
   @tf.custom_gradient
   def xent(flat_logits):
-    shifted = flat_logits - tf.reduce_max(flat_logits, axis=-1, keepdims=True)
-    exp = tf.exp(shifted)
-    sum_exp = tf.reduce_sum(exp, axis=-1, keepdims=True)  # [N, 1]
-    loss = tf.math.log(sum_exp[:, 0]) - tf.gather_nd(shifted, label_index)
+    loss = tf.math.log(sum_exp[:, 0]) - (tf.gather_nd(flat_logits, label_index) - row_max[:, 0])
 
     def grad(dy):
       dlogits = exp * (dy[:, None] / sum_exp)
       return tf.tensor_scatter_nd_sub(dlogits, label_index, dy)
     return loss, grad
 
-  return tf.reshape(xent(tf.reshape(logits, [-1, num_classes])), shape)
+  losses = tf.reshape(xent(flat_logits), shape)
+  if return_exp_weights:
+    return losses, tf.reshape(exp, modeling.shape_list(logits))
+  return losses
 
 
 def get_softmax_output(logits: tf.Tensor, targets: tf.Tensor,
@@ -110,10 +121,11 @@ def get_softmax_output(logits: tf.Tensor, targets: tf.Tensor,
   """
   logits = tf.cast(logits, tf.float32)
   weights = tf.cast(weights, tf.float32)
-  per_example_loss = sparse_softmax_cross_entropy(logits, tf.cast(targets, tf.int32))
+  per_example_loss, exp_weights = sparse_softmax_cross_entropy(
+      logits, tf.cast(targets, tf.int32), return_exp_weights=True)
   loss = tf.reduce_sum(weights * per_example_loss) / (tf.reduce_sum(weights) + 1e-6)
   preds = tf.argmax(logits, axis=-1, output_type=tf.int32)
-  return SoftmaxOutput(logits, loss, per_example_loss, preds)
+  return SoftmaxOutput(logits, loss, per_example_loss, preds, exp_weights)
 
 
 class TokenPredictionsHead(NamedModule):
@@ -149,8 +161,10 @@ class TokenPredictionsHead(NamedModule):
     # matmuls (the einsum's were ~25% slower on CPU).
     logits = tf.matmul(tf.reshape(hidden, [-1, table.shape[-1]]), table,
                        transpose_b=True)  # [B·K, V]
-    logits = tf.reshape(logits, modeling.shape_list(hidden)[:-1] + [table.shape[0]])  # [B, K, V]
-    return tf.cast(logits, tf.float32) + self.output_bias
+    # bias_add on the 2-D product: in float32 grappler fuses it into the
+    # matmul (one pass fewer over the [B·K, V] logits).
+    logits = tf.nn.bias_add(tf.cast(logits, tf.float32), self.output_bias)
+    return tf.reshape(logits, modeling.shape_list(hidden)[:-1] + [table.shape[0]])  # [B, K, V]
 
 
 class DiscriminatorHead(NamedModule):
@@ -408,7 +422,7 @@ class PretrainingModel(NamedModule):
                                     "disc_probs", "disc_preds", "disc_labels",
                                     "disc_per_example_loss", "disc_loss")}
     if self.has_discriminator:
-      disc = self._discriminator_output(masked, mlm.logits, cloze, training, seed)
+      disc = self._discriminator_output(masked, mlm, cloze, training, seed)
       total_loss += self.config.disc_weight * disc["disc_loss"]
     return PretrainingOutput(
         total_loss=total_loss, mlm_loss=mlm.loss,
@@ -427,15 +441,16 @@ class PretrainingModel(NamedModule):
                       tf.float32)  # [B, S]
     return get_softmax_output(self.generator_head(reprs), unmasked.input_ids, weights)
 
-  def _discriminator_output(self, masked: Inputs, mlm_logits: tf.Tensor,
+  def _discriminator_output(self, masked: Inputs, mlm: SoftmaxOutput,
                             cloze: Optional[SoftmaxOutput], training: bool,
                             seed: tf.Tensor) -> Dict[str, tf.Tensor]:
     """Samples fake tokens (model.md §3.3) and runs the discriminator (§4.3, §5)."""
     config = self.config
     original = pretrain_helpers.unmask(masked)
     sampled_ids = pretrain_helpers.sample_from_softmax(
-        mlm_logits, stateless_random.sub_seed(seed, _SEED_SAMPLE), config.temperature,
-        original.masked_lm_ids if config.disallow_correct else None)  # [B, P]
+        mlm.logits, stateless_random.sub_seed(seed, _SEED_SAMPLE), config.temperature,
+        original.masked_lm_ids if config.disallow_correct else None,
+        exp_weights=mlm.exp_weights)  # [B, P]
     fake_ids, updated_mask = pretrain_helpers.scatter_update(
         original.input_ids, tf.cast(sampled_ids, original.input_ids.dtype),
         original.masked_lm_positions)  # [B, S]

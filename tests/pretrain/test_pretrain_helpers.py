@@ -555,6 +555,41 @@ def test_sample_from_softmax_inverse_cdf_never_draws_zero_mass_ids():
     assert (sampled.numpy() == allowed).all()
 
 
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["eager", "xla"])
+@pytest.mark.parametrize("vocab", [11, 512, 700])  # one block; two, unpadded; three, padded
+def test_sample_from_softmax_with_the_losss_exp_weights_draws_the_same_ids(jit_compile, vocab):
+  from pretrain.pretraining_model import sparse_softmax_cross_entropy
+  rng = np.random.default_rng(4)
+  logits = tf.constant((4 * rng.normal(size=[3, 6, vocab])).astype(np.float32))
+  labels = tf.constant(rng.integers(0, vocab, size=[3, 6]), tf.int32)
+
+  def shared(seed):
+    _, exp_weights = sparse_softmax_cross_entropy(logits, labels, return_exp_weights=True)
+    return ph.sample_from_softmax(logits, seed, 1.0, exp_weights=exp_weights)
+
+  if jit_compile:
+    shared = tf.function(shared, jit_compile=True)
+  seed = tf.constant([8, 9])
+  expected = _np_inverse_cdf(logits.numpy(), tf.random.stateless_uniform(
+      [3, 6], seed).numpy().astype(np.float64), 1.0)
+  np.testing.assert_array_equal(shared(seed), expected)
+  np.testing.assert_array_equal(ph.sample_from_softmax(logits, seed, 1.0), expected)
+
+
+def test_sample_from_softmax_ignores_exp_weights_it_cannot_use():
+  # Weights that put all mass on id 0: used only at temperature 1 without disallowed ids.
+  logits = tf.constant(np.tile(np.arange(5, dtype=np.float32), [2, 300, 1]))  # mass on id 4
+  on_zero = tf.constant(np.tile(np.eye(5, dtype=np.float32)[0], [2, 300, 1]))
+  seed = tf.constant([1, 2])
+  assert (ph.sample_from_softmax(logits, seed, 1.0, exp_weights=on_zero).numpy() == 0).all()
+  for temperature, disallow, method in ((2.0, None, "inverse_cdf"),
+                                        (1.0, tf.fill([2, 300], 3), "inverse_cdf"),
+                                        (1.0, None, "gumbel")):
+    sampled = ph.sample_from_softmax(logits, seed, temperature, disallow, method=method,
+                                     exp_weights=on_zero).numpy()
+    assert (sampled != 0).any() and (sampled == 4).mean() > 0.3, (temperature, method)
+
+
 def test_sample_from_softmax_unknown_method():
   with pytest.raises(ValueError, match="inverse_cdf"):
     ph.sample_from_softmax(tf.zeros([1, 1, 3]), tf.constant([1, 1]), method="argmax")

@@ -425,6 +425,15 @@ def test_sparse_softmax_cross_entropy_matches_numpy_and_tensorflow():
   np.testing.assert_allclose(tape.gradient(weighted_ours, x), expected_grad, atol=1e-6)
   np.testing.assert_allclose(tape.gradient(weighted_ours, x), tape.gradient(weighted_theirs, x),
                              atol=1e-6)
+  # The exp weights the sampler re-uses: exp(logits - row max), and no gradient path.
+  with tf.GradientTape() as tape:
+    tape.watch(x)
+    losses, exp_weights = sparse_softmax_cross_entropy(x, tf.constant(labels),
+                                                       return_exp_weights=True)
+    total = tf.reduce_sum(losses * upstream) + tf.reduce_sum(exp_weights)
+  np.testing.assert_allclose(exp_weights, np.exp(shifted), rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(losses, ours)
+  np.testing.assert_allclose(tape.gradient(total, x), expected_grad, atol=1e-6)
 
 
 def test_training_gradients_equal_those_with_tensorflows_cross_entropy_kernel(
@@ -440,8 +449,14 @@ def test_training_gradients_equal_those_with_tensorflows_cross_entropy_kernel(
       loss = model(_features(batch), training=True, seed=SEED).total_loss
     return loss, dict(zip(variables, tape.gradient(loss, list(variables.values()))))
   ours_loss, ours = gradients()
-  monkeypatch.setattr(pretraining_model, "sparse_softmax_cross_entropy", lambda logits, labels:
-                      tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+  def tf_kernel(logits, labels, return_exp_weights=False):
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    if not return_exp_weights:
+      return losses
+    # What the sampler computed for itself before it re-used the loss's exp.
+    return losses, tf.exp(logits - tf.reduce_max(logits, axis=-1, keepdims=True))
+  monkeypatch.setattr(pretraining_model, "sparse_softmax_cross_entropy", tf_kernel)
   tf_loss, theirs = gradients()
   np.testing.assert_allclose(ours_loss, tf_loss, rtol=1e-6)
   for name, grad in ours.items():
