@@ -12,10 +12,10 @@ nothing on a CPU for this graph, measured:
   * the layout optimizer (~0.5 s) converts convolution layouts; a
     transformer has none.
 
-Turning them off cuts the warm-up by ~3-4 s without changing the step's ops
-or its time. Only on hosts without GPUs: on a GPU the memory optimizer's
-swapping can matter for models near the memory limit, and the warm-up there
-is a small part of a run anyway.
+Turning them off cuts the warm-up by ~3 s without changing the step's ops
+or its time. Only on hosts without GPUs or TPUs: on a GPU the memory
+optimizer's swapping can matter for models near the memory limit, and on
+accelerators the warm-up is a small part of a run anyway.
 
 The options travel with each function call (TF's per-thread
 `FunctionCallOptions`: the `ConfigProto` grappler reads at a function's first
@@ -67,13 +67,14 @@ def lean_graph_optimization(enabled: Optional[bool] = None) -> Iterator[bool]:
 
   Args:
     enabled: True/False forces it on/off; None (default) turns it on when no
-      GPU is visible.
+      GPU or TPU is visible.
 
   Yields:
     Whether the lighter options are in effect.
   """
   if enabled is None:
-    enabled = not tf.config.list_logical_devices("GPU")
+    enabled = not (tf.config.list_logical_devices("GPU")
+                   or tf.config.list_logical_devices("TPU"))
   ctx = _eager_context() if enabled else None
   if ctx is None:
     yield False

@@ -49,9 +49,10 @@ def test_a_users_explicit_setting_wins():
     tf.config.optimizer.set_experimental_options({"layout_optimizer": None})
 
 
-def test_default_is_on_without_a_gpu():
+def test_default_is_on_without_a_gpu_or_tpu():
+  accelerators = tf.config.list_logical_devices("GPU") + tf.config.list_logical_devices("TPU")
   with graph_options.lean_graph_optimization() as active:
-    assert active == (not tf.config.list_logical_devices("GPU"))
+    assert active == (not accelerators)
 
 
 def test_functions_compute_the_same_under_the_lighter_options():

@@ -454,6 +454,7 @@ def test_the_step_is_traced_and_optimized_under_the_lighter_graph_options(tmp_pa
   trainer.loss_fn = recording_loss_fn
   trainer.train_steps(iter(tf.data.Dataset.from_tensor_slices(batches(num_steps=2))), 2)
   expected = (rewriter_config_pb2.RewriterConfig.DEFAULT_NUM_ITERS
-              if tf.config.list_logical_devices("GPU") else rewriter_config_pb2.RewriterConfig.ONE)
+              if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
+              else rewriter_config_pb2.RewriterConfig.ONE)
   assert seen == [expected]
   assert int(trainer.global_step.numpy()) == 2
