@@ -24,10 +24,12 @@ key on it. Nothing here derives names from Python attributes or Keras.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
 import os
+import threading
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import tensorflow as tf
@@ -297,20 +299,80 @@ _INV_SQRT_PI = 1.0 / math.sqrt(math.pi)
 
 
 @tf.custom_gradient
-def gelu(x: tf.Tensor) -> Tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]:
-  """Exact GELU, x · Φ(x) with Φ(x) = 0.5 · (1 + erf(x / √2)) (not the tanh approximation).
-
-  The gradient Φ(x) + x·φ(x) is written out, reusing Φ(x) from the forward
-  pass: 9 element-wise passes per call instead of 16 for autodiff through
-  erf (~3% of a CPU pre-training step). With u = x / √2,
-  x·φ(x) = u · exp(-u²) / √π.
-  """
+def _gelu_ops(x: tf.Tensor) -> Tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]:
+  """Exact GELU as plain TF ops, with the hand-written gradient (see `gelu`)."""
   cdf = 0.5 * (1.0 + tf.math.erf(x * _SQRT_HALF))
 
   def grad(dy: tf.Tensor) -> tf.Tensor:
     u = x * _SQRT_HALF
     return dy * (cdf + _INV_SQRT_PI * u * tf.exp(-tf.square(u)))
   return x * cdf, grad
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _gelu_fused_forward(x: tf.Tensor) -> tf.Tensor:
+  x32 = tf.cast(x, tf.float32)
+  return tf.cast(x32 * (0.5 * (1.0 + tf.math.erf(x32 * _SQRT_HALF))), x.dtype)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _gelu_fused_backward(x: tf.Tensor, dy: tf.Tensor) -> tf.Tensor:
+  u = tf.cast(x, tf.float32) * _SQRT_HALF
+  cdf = 0.5 * (1.0 + tf.math.erf(u))
+  return tf.cast(tf.cast(dy, tf.float32) * (cdf + _INV_SQRT_PI * u * tf.exp(-tf.square(u))),
+                 x.dtype)
+
+
+@tf.custom_gradient
+def _gelu_fused(x: tf.Tensor) -> Tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]:
+  """Exact GELU as two XLA kernels (forward; backward recomputing Φ), float32 inside."""
+  return _gelu_fused_forward(x), lambda dy: _gelu_fused_backward(x, dy)
+
+
+_FUSION = threading.local()
+
+
+@contextlib.contextmanager
+def fused_elementwise(enabled: bool = True):
+  """Models traced inside build GELU from XLA-compiled fused kernels.
+
+  TensorFlow runs each element-wise op as its own pass over memory (and
+  bfloat16 ones largely unvectorized on CPU); GELU and its gradient are ~13
+  passes over the [tokens, intermediate] activations. As one XLA kernel each
+  (float32 inside, also for bfloat16 tensors), a [4096, 1024] forward +
+  backward takes 5.9 ms instead of 21.6 (bf16) and 5.6 instead of 13.7
+  (fp32) on 2 CPU threads. The trainer traces its step inside this context;
+  everything else (evaluation, export, the SavedModel's serving graph) stays
+  plain TF ops, so an exported model needs no XLA at serving time.
+
+  Args:
+    enabled: whether fusion is on inside the context (it nests and restores).
+  """
+  previous = getattr(_FUSION, "enabled", False)
+  _FUSION.enabled = enabled
+  try:
+    yield
+  finally:
+    _FUSION.enabled = previous
+
+
+def elementwise_fusion_enabled() -> bool:
+  """Whether models traced now use the fused kernels (`fused_elementwise`)."""
+  return getattr(_FUSION, "enabled", False)
+
+
+def gelu(x: tf.Tensor) -> tf.Tensor:
+  """Exact GELU, x · Φ(x) with Φ(x) = 0.5 · (1 + erf(x / √2)) (not the tanh approximation).
+
+  The gradient Φ(x) + x·φ(x) is written out, reusing Φ(x) from the forward
+  pass: 9 element-wise passes per call instead of 16 for autodiff through
+  erf (~3% of a CPU pre-training step). With u = x / √2,
+  x·φ(x) = u · exp(-u²) / √π. Inside `fused_elementwise()` forward and
+  backward are one XLA kernel each instead.
+  """
+  if elementwise_fusion_enabled():
+    return _gelu_fused(x)
+  return _gelu_ops(x)
 
 
 _DROPOUT_BITS = 16  # Random bits per dropout decision (see `dropout`).

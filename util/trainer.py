@@ -40,7 +40,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from model import checkpointing, stateless_random
+from model import checkpointing, modeling, stateless_random
 from model.modeling import NamedModule
 from model.optimization import ElectraOptimizer, all_reduce_gradients
 from util import cli, graph_options, utils, workers
@@ -444,7 +444,8 @@ class Trainer:
     """
     if self._train_loop is None:
       self._train_loop = self._build_train_loop()
-    with graph_options.lean_graph_optimization():
+    # The step is traced (first call) with fused element-wise kernels.
+    with graph_options.lean_graph_optimization(), modeling.fused_elementwise():
       return self._train_loop(iterator, tf.constant(num_steps, tf.int64))
 
   @property

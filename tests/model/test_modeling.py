@@ -76,8 +76,31 @@ def test_bert_config_from_dict_keeps_unknown_keys_and_errors(tmp_path):
 
 # ----------------------------------------------------------------------------- primitives
 
-def test_gelu_gradient_matches_autodiff_and_numpy():
+def xla_calls(graph):
+  """The function calls in `graph` that must be XLA-compiled."""
+  return [op for op in graph.get_operations() if "Call" in op.type
+          and "_XlaMustCompile" in op.node_def.attr and op.node_def.attr["_XlaMustCompile"].b]
+
+
+def test_gelu_is_fused_only_inside_the_context():
+  x = tf.constant([0.5, -1.0])
+  assert not xla_calls(tf.function(modeling.gelu).get_concrete_function(x).graph)
+  with modeling.fused_elementwise():
+    assert len(xla_calls(tf.function(modeling.gelu).get_concrete_function(x).graph)) == 1
+    with modeling.fused_elementwise(False):  # nests and restores
+      assert not xla_calls(tf.function(modeling.gelu).get_concrete_function(x).graph)
+    assert xla_calls(tf.function(modeling.gelu).get_concrete_function(x).graph)
+  assert not xla_calls(tf.function(modeling.gelu).get_concrete_function(x).graph)
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["ops", "xla"])
+def test_gelu_gradient_matches_autodiff_and_numpy(fused):
   """The hand-written GELU gradient equals Φ(x) + x·φ(x) and autodiff through erf."""
+  with modeling.fused_elementwise(fused):
+    _check_gelu()
+
+
+def _check_gelu():
   x = np.linspace(-6, 6, 97).astype(np.float64)
   expected = 0.5 * (1.0 + erf(x / math.sqrt(2.0))) + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
   x32 = tf.constant(x, tf.float32)
@@ -86,6 +109,8 @@ def test_gelu_gradient_matches_autodiff_and_numpy():
     tape.watch(x32)
     ours = modeling.gelu(x32) * upstream
     autodiff = x32 * 0.5 * (1.0 + tf.math.erf(x32 / math.sqrt(2.0))) * upstream
+  np.testing.assert_allclose(ours, x * 0.5 * (1.0 + erf(x / math.sqrt(2.0))) * upstream.numpy(),
+                             rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(tape.gradient(ours, x32), expected * upstream.numpy(), atol=2e-6)
   np.testing.assert_allclose(tape.gradient(ours, x32), tape.gradient(autodiff, x32), atol=2e-6)
   with tf.GradientTape() as tape:  # bf16 compute keeps its dtype and stays close

@@ -438,17 +438,18 @@ def test_resume_skips_a_corrupt_latest_checkpoint(tmp_path, electra_log):
   assert checkpointing.is_intact(str(tmp_path / "model.ckpt-4"))
 
 
-def test_the_step_is_traced_and_optimized_under_the_lighter_graph_options(tmp_path):
+def test_the_step_is_traced_with_fused_kernels_and_the_lighter_graph_options(tmp_path):
   from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
   from tensorflow.python.eager import context
   trainer = make_trainer(tmp_path, num_steps=100)
-  seen = []
+  seen, fused = [], []
   loss_fn = trainer.loss_fn
 
   def recording_loss_fn(batch, seed):
     config = config_pb2.ConfigProto()  # the options the first call hands to grappler
     config.ParseFromString(context.context().function_call_options.config_proto_serialized)
     seen.append(config.graph_options.rewrite_options.meta_optimizer_iterations)
+    fused.append(modeling.elementwise_fusion_enabled())
     return loss_fn(batch, seed)
 
   trainer.loss_fn = recording_loss_fn
@@ -457,4 +458,6 @@ def test_the_step_is_traced_and_optimized_under_the_lighter_graph_options(tmp_pa
               if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
               else rewriter_config_pb2.RewriterConfig.ONE)
   assert seen == [expected]
+  assert fused == [True]  # GELU etc. as XLA kernels inside the step only
+  assert not modeling.elementwise_fusion_enabled()
   assert int(trainer.global_step.numpy()) == 2
