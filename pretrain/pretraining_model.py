@@ -55,7 +55,7 @@ class SoftmaxOutput(NamedTuple):
     preds: int32 [...], argmax of the logits.
     exp_weights: [..., V] exp(logits - max(logits)) per row, no gradient: the
       unnormalised softmax the loss computed, which the generator's sampler
-      re-uses (`pretrain_helpers.sample_from_softmax(..., weights=)`).
+      re-uses (`pretrain_helpers.sample_from_softmax(..., exp_weights=)`).
   """
   logits: tf.Tensor
   loss: tf.Tensor
@@ -88,8 +88,9 @@ def sparse_softmax_cross_entropy(logits: tf.Tensor, labels: tf.Tensor,
   rows = tf.range(modeling.shape_list(flat_labels)[0])
   label_index = tf.stack([rows, flat_labels], axis=1)  # [N, 2]
   # Loss and gradient are functions of these; no gradient flows through them.
-  row_max = tf.reduce_max(tf.stop_gradient(flat_logits), axis=-1, keepdims=True)  # [N, 1]
-  exp = tf.exp(tf.stop_gradient(flat_logits) - row_max)  # [N, V]
+  constant_logits = tf.stop_gradient(flat_logits)
+  row_max = tf.reduce_max(constant_logits, axis=-1, keepdims=True)  # [N, 1]
+  exp = tf.exp(constant_logits - row_max)  # [N, V]
   sum_exp = tf.reduce_sum(exp, axis=-1, keepdims=True)  # [N, 1]
 
   @tf.custom_gradient

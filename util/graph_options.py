@@ -31,7 +31,6 @@ from typing import Iterator, Optional
 import tensorflow as tf
 
 
-
 def _lean_call_options(base):
   """`base` (FunctionCallOptions) with the three passes above turned off."""
   # pylint: disable=import-outside-toplevel
