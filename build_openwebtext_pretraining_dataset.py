@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 
 import build_pretraining_dataset as bpd
-from util import cli, utils
+from util import utils
 
 
 def extract_archive(archive: str, destination: str) -> None:
@@ -56,7 +56,8 @@ def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> bpd
       blanks_separate_docs=False, do_lower_case=args.do_lower_case,
       strip_accents=args.strip_accents, rng=rng)
   log("Writing tf examples")
-  fnames = bpd.job_files(sorted(os.listdir(owt_dir)), job_id, args.num_processes)
+  archives = bpd.check_input_files(owt_dir, "OpenWebText directory", warn=False)
+  fnames = bpd.job_files(archives, job_id, args.num_processes)
   rng.shuffle(fnames)
   start_time = time.time()
   try:
@@ -89,11 +90,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  """Builds the dataset; returns the exit code (1 with one error line on bad input)."""
+  """Builds the dataset; returns the exit code (one error line: 2 bad flag, 1 bad input)."""
   args = parse_args(argv)
 
-  def build(_) -> None:
-    bpd.check_common_args(args)
+  def build() -> None:
     if not os.path.isdir(args.data_dir):
       raise FileNotFoundError(f"Data directory {args.data_dir} does not exist.")
     vocab_file = os.path.join(args.data_dir, "vocab.txt")
@@ -104,7 +104,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     bpd.check_output_dir(output_dir, [owt_dir, vocab_file])
     bpd.build_shards(write_examples, args, output_dir)
 
-  return cli.run(build, extra_data_errors=(ValueError, bpd.JobsFailedError))
+  return bpd.run_build(args, build)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@
         --output-dir OUT [--max-seq-length 128] [--num-processes 1] [--seed S]
 
 Every file of `--corpus-dir` is raw UTF-8 text, one sentence or paragraph per
-line, blank lines between documents. Lines are WordPiece-tokenized and packed
-into examples of at most `--max-seq-length` tokens, `[CLS] A [SEP] B [SEP]`,
-written round-robin into `OUT/pretrain_data.tfrecord-<i>-of-1000`
-(spec: data.md §1, cli.md §1). The shards are written into
-`OUT.incomplete`, which replaces `OUT` only when every worker succeeded and
+line, blank lines between documents (entries that are not regular files,
+such as FIFOs or links to devices, are skipped with a warning). Lines are
+WordPiece-tokenized and packed into examples of at most `--max-seq-length`
+tokens, `[CLS] A [SEP] B [SEP]`, written round-robin into
+`OUT/pretrain_data.tfrecord-<i>-of-1000` (spec: data.md §1, cli.md §1). The
+shards are written into `OUT.incomplete`, which replaces `OUT` only when every worker succeeded and
 at least one example was written: a failed or interrupted build never looks
 complete and leaves a previous dataset in `OUT` untouched (the original
 deleted it first). Workers stop when the builder dies; SIGTERM and Ctrl-C
@@ -36,6 +37,7 @@ import os
 import random
 import shutil
 import signal
+import stat
 import struct
 import sys
 import threading
@@ -467,6 +469,30 @@ def listdir(path: str) -> List[str]:
   return _tf().io.gfile.listdir(path) if _is_remote(path) else os.listdir(path)
 
 
+# What a local path that is neither a regular file nor a directory is.
+_SPECIAL_FILE_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def special_file_kind(path: str) -> Optional[str]:
+  """What `path` is when it is neither a regular file nor a directory, e.g. "a FIFO (named pipe)".
+
+  Uses `os.stat`, which follows links (a link to /dev/zero is a character
+  device) and never opens the file: reading a FIFO blocks until someone
+  writes, a device may never end.
+
+  Returns:
+    None for a regular file or a directory.
+
+  Raises:
+    OSError: `path` does not exist (or is a broken link).
+  """
+  mode = os.stat(path).st_mode
+  if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+    return None
+  return next((kind for test, kind in _SPECIAL_FILE_KINDS if test(mode)), "not a regular file")
+
+
 def read_lines(path: str) -> Iterator[str]:
   """Yields the lines of a text file the way the original's TF text reader does.
 
@@ -481,10 +507,15 @@ def read_lines(path: str) -> Iterator[str]:
 
   Raises:
     CorpusError: invalid UTF-8, naming the file, line and byte offset (the
-      original aborted the worker with a bare UnicodeDecodeError).
+      original aborted the worker with a bare UnicodeDecodeError), or a local
+      path that is a FIFO, socket or device (never opened).
   """
   # (The TF file API drops "\r" itself, so remote offsets count without them.)
   opener = _tf().io.gfile.GFile if _is_remote(path) else open
+  kind = None if _is_remote(path) else special_file_kind(path)
+  if kind:
+    raise CorpusError(f"{path} is {kind}, not a regular file; only regular text files are "
+                      "read (a FIFO or a device would block or never end).")
   offset = 0
   with opener(path, "rb") as f:
     for line_no, raw in enumerate(f, 1):
@@ -863,14 +894,24 @@ def check_common_args(args: argparse.Namespace) -> None:
   """Checks --max-seq-length and --num-processes.
 
   Raises:
-    ValueError: a value out of range.
+    cli.UsageError: a value out of range.
   """
   if args.max_seq_length < MIN_SEQ_LENGTH:
-    raise ValueError(f"--max-seq-length must be at least {MIN_SEQ_LENGTH}, got "
-                     f"{args.max_seq_length}.")
+    raise cli.UsageError(f"--max-seq-length must be at least {MIN_SEQ_LENGTH}, got "
+                         f"{args.max_seq_length}.")
   if not 1 <= args.num_processes <= NUM_OUT_FILES:
-    raise ValueError(f"--num-processes must be in [1, {NUM_OUT_FILES}] (each process owns "
-                     f"some of the {NUM_OUT_FILES} shards), got {args.num_processes}.")
+    raise cli.UsageError(f"--num-processes must be in [1, {NUM_OUT_FILES}] (each process owns "
+                         f"some of the {NUM_OUT_FILES} shards), got {args.num_processes}.")
+
+
+def run_build(args: argparse.Namespace, build: Callable[[], None]) -> int:
+  """Checks the flags, then runs `build`; returns the exit code (see `util.cli`).
+
+  A bad flag exits with 2. Every check in `build` is about input files and
+  folders, so any `ValueError` it raises, and a failed worker, exits with 1.
+  """
+  code = cli.run(lambda _: check_common_args(args))
+  return code or cli.run(lambda _: build(), extra_data_errors=(ValueError, JobsFailedError))
 
 
 def check_vocab(vocab_file: str) -> None:
@@ -879,38 +920,67 @@ def check_vocab(vocab_file: str) -> None:
   tokenization.validate_special_tokens(vocab, REQUIRED_TOKENS, vocab_file)
 
 
-def check_input_files(directory: str, what: str, skip: Sequence[str] = ()) -> List[str]:
-  """Lists `directory` and checks every entry (but the names in `skip`) is a readable file.
+def check_input_files(directory: str, what: str, skip: Sequence[str] = (),
+                      warn: bool = True) -> List[str]:
+  """Lists `directory`: the files to read (all but `skip`), each checked to be readable.
+
+  Entries that are not regular files (FIFOs, sockets, devices, also through
+  links) are skipped without being opened, with one `warning:` line each on
+  stderr if `warn` (a FIFO would block the build for ever, /dev/zero never
+  ends).
 
   Returns:
-    The sorted entry names, without `skip`.
+    The sorted names of the regular files, without `skip`.
 
   Raises:
     FileNotFoundError: the directory does not exist.
-    ValueError: it is not a directory, is empty, or holds a sub-directory.
+    cli.DataError: it is not a directory, holds no regular file, holds a
+      sub-directory or an unreadable file.
   """
   if _is_remote(directory):
     if not _tf().io.gfile.isdir(directory):
       raise FileNotFoundError(f"{what} {directory} does not exist or is not a directory.")
-    names = sorted(set(listdir(directory)) - set(skip))
+    names, skipped = sorted(set(listdir(directory)) - set(skip)), []
   else:
-    if not os.path.exists(directory):
-      raise FileNotFoundError(f"{what} {directory} does not exist.")
-    if not os.path.isdir(directory):
-      raise ValueError(f"{what} {directory} is not a directory; pass the directory that "
-                       "holds the text files.")
-    names = sorted(set(os.listdir(directory)) - set(skip))
-    for name in names:
-      path = os.path.join(directory, name)
-      if os.path.isdir(path):
-        raise ValueError(f"{what} {directory} contains the directory {name}; every entry "
-                         "is read as a file (no recursion), so move it out.")
-      if not os.access(path, os.R_OK):
-        raise ValueError(f"{path} is not readable (permissions or a broken link); fix or "
-                         "remove it.")
+    names, skipped = _local_input_files(directory, what, skip)
+  if warn:
+    for name, kind in skipped:
+      print(f"warning: skipping {os.path.join(directory, name)}: it is {kind}, not a regular "
+            "file (never opened).", file=sys.stderr, flush=True)
+  if not names and skipped:
+    raise cli.DataError(f"{what} {directory} holds no regular file ({len(skipped)} "
+                        "skipped: FIFOs, sockets or devices); nothing to build.")
   if not names:
-    raise ValueError(f"{what} {directory} is empty; nothing to build.")
+    raise cli.DataError(f"{what} {directory} is empty; nothing to build.")
   return names
+
+
+def _local_input_files(directory: str, what: str, skip: Sequence[str]
+                       ) -> Tuple[List[str], List[Tuple[str, str]]]:
+  """The sorted regular files of a local `directory` and the (name, kind) of the others."""
+  if not os.path.exists(directory):
+    raise FileNotFoundError(f"{what} {directory} does not exist.")
+  if not os.path.isdir(directory):
+    raise cli.DataError(f"{what} {directory} is not a directory; pass the directory that "
+                        "holds the text files.")
+  names, skipped = [], []
+  for name in sorted(set(os.listdir(directory)) - set(skip)):
+    path = os.path.join(directory, name)
+    if os.path.isdir(path):
+      raise cli.DataError(f"{what} {directory} contains the directory {name}; every entry "
+                          "is read as a file (no recursion), so move it out.")
+    try:
+      kind = special_file_kind(path)
+    except OSError:
+      kind = None  # A broken link: os.access fails below.
+    if kind:
+      skipped.append((name, kind))
+    elif not os.access(path, os.R_OK):
+      raise cli.DataError(f"{path} is not readable (permissions or a broken link); fix or "
+                          "remove it.")
+    else:
+      names.append(name)
+  return names, skipped
 
 
 def own_files_in_corpus(args: argparse.Namespace) -> List[str]:
@@ -932,9 +1002,16 @@ def own_files_in_corpus(args: argparse.Namespace) -> List[str]:
   return names
 
 
-def corpus_file_names(args: argparse.Namespace) -> List[str]:
-  """The sorted corpus files to read: --corpus-dir without `own_files_in_corpus`."""
-  return check_input_files(args.corpus_dir, "Corpus directory", own_files_in_corpus(args))
+def corpus_file_names(args: argparse.Namespace, warn: bool = True) -> List[str]:
+  """The sorted corpus files to read: --corpus-dir's regular files but `own_files_in_corpus`.
+
+  Args:
+    args: the parsed flags.
+    warn: print a warning for each skipped FIFO, socket or device (the builder
+      does, once; its workers list the directory again quietly).
+  """
+  return check_input_files(args.corpus_dir, "Corpus directory", own_files_in_corpus(args),
+                           warn=warn)
 
 
 def add_casing_args(parser: argparse.ArgumentParser) -> None:
@@ -1004,7 +1081,7 @@ def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> Bui
       blanks_separate_docs=args.blanks_separate_docs, do_lower_case=args.do_lower_case,
       strip_accents=args.strip_accents, rng=rng)
   log("Writing tf examples")
-  fnames = job_files(corpus_file_names(args), job_id, args.num_processes)
+  fnames = job_files(corpus_file_names(args, warn=False), job_id, args.num_processes)
   rng.shuffle(fnames)
   start_time = time.time()
   try:
@@ -1019,11 +1096,10 @@ def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> Bui
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  """Builds the dataset; returns the exit code (1 with one error line on bad input)."""
+  """Builds the dataset; returns the exit code (one error line: 2 bad flag, 1 bad input)."""
   args = parse_args(argv)
 
-  def build(_) -> None:
-    check_common_args(args)
+  def build() -> None:
     corpus_file_names(args)
     skipped = [name for name in own_files_in_corpus(args)
                if os.path.exists(os.path.join(args.corpus_dir, name))]
@@ -1034,8 +1110,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     check_output_dir(args.output_dir, [args.corpus_dir, args.vocab_file])
     build_shards(write_examples, args, args.output_dir)
 
-  # The builder's checks are all about its input files and folders: exit code 1.
-  return cli.run(build, extra_data_errors=(ValueError, JobsFailedError))
+  return run_build(args, build)
 
 
 if __name__ == "__main__":

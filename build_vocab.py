@@ -174,12 +174,11 @@ def make_vocab(word_counts: Counter[str], vocab_size: int, num_reserved: int = D
     of at least `min_frequency` occurrences.
 
   Raises:
-    cli.UsageError: N cannot hold the special rows and every character.
+    cli.UsageError: a bad K or `min_frequency` (`check_flags`), or N cannot
+      hold the special rows and every character.
+    cli.DataError: no words.
   """
-  if num_reserved < 0:
-    raise cli.UsageError(f"--num-reserved must be >= 0, got {num_reserved}.")
-  if min_frequency < 0:
-    raise cli.UsageError(f"--min-frequency must be >= 0, got {min_frequency}.")
+  check_flags(vocab_size, num_reserved, min_frequency)
   if not word_counts:
     raise cli.DataError("The corpus holds no words; nothing to build a vocabulary from.")
   head = head_tokens(num_reserved)
@@ -203,6 +202,23 @@ def make_vocab(word_counts: Counter[str], vocab_size: int, num_reserved: int = D
       seen.add(piece)
       vocab.append(piece)
   return vocab
+
+
+def check_flags(vocab_size: int, num_reserved: int, min_frequency: int) -> None:
+  """Checks the numeric flags before the corpus is read (a corpus may take minutes).
+
+  Raises:
+    cli.UsageError: a negative --num-reserved or --min-frequency, or a
+      --vocab-size that cannot even hold the special and reserved rows.
+  """
+  if num_reserved < 0:
+    raise cli.UsageError(f"--num-reserved must be >= 0, got {num_reserved}.")
+  if min_frequency < 0:
+    raise cli.UsageError(f"--min-frequency must be >= 0, got {min_frequency}.")
+  head = len(head_tokens(num_reserved))
+  if vocab_size <= head:
+    raise cli.UsageError(f"--vocab-size {vocab_size} is too small: the {head} special/reserved "
+                         "rows alone fill it; raise --vocab-size or lower --num-reserved.")
 
 
 def check_output_file(path: str, overwrite: bool = False) -> None:
@@ -243,7 +259,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> None:
   """Builds and writes the vocabulary; raises on bad input (see util.cli)."""
   args = parse_args(argv)
-  check_output_file(args.output_file, args.overwrite)  # Before the slow work.
+  check_flags(args.vocab_size, args.num_reserved, args.min_frequency)  # Before the slow work.
+  check_output_file(args.output_file, args.overwrite)
   _import_tokenizers()
   start = time.time()
   basic = tokenization.BasicTokenizer(do_lower_case=args.do_lower_case,

@@ -28,8 +28,9 @@ from util import tf_startup  # noqa: F401  (first: prints TensorFlow's start-up 
 import tensorflow as tf
 
 import configure_finetuning
-from finetune import glue_submission, preprocessing, task_builder
-from finetune.model_runner import (ModelRunner, check_model_settings, prepare_inputs,
+from finetune import glue_submission, preprocessing, resume, task_builder
+from finetune.model_runner import (ModelRunner, check_data_files, check_model_settings,
+                                   prepare_inputs,
                                    resolve_init_checkpoint)
 from model import model_dir as model_dir_lib
 from util import cli, config_base, locking, trainer as trainer_lib, training_utils, utils
@@ -119,7 +120,8 @@ def build_config(data_dir: str, model_name: str,
 
 
 def check_init_checkpoint(config: configure_finetuning.FinetuningConfig) -> None:
-  """Fails before featurizing if `init_checkpoint` is missing or of another size."""
+  """Fails before featurizing if `init_checkpoint` is missing, of another size, or was
+  trained with another vocabulary than `vocab_file`."""
   prefix = resolve_init_checkpoint(config)
   if prefix is None:
     return
@@ -129,6 +131,7 @@ def check_init_checkpoint(config: configure_finetuning.FinetuningConfig) -> None
           "not set)" if os.path.isfile(saved) else "")
   model_dir_lib.check_encoder_fits(prefix, training_utils.get_model_bert_config(config),
                                    config.embedding_size, hint)
+  model_dir_lib.check_vocab_matches(prefix, config.vocab_file)
 
 
 def glue_submission_dir(config: configure_finetuning.FinetuningConfig, trial: int) -> str:
@@ -149,13 +152,41 @@ def write_glue_submission(config: configure_finetuning.FinetuningConfig, trial: 
     return []
 
 
+def check_init_checkpoint_outside_trials(config: configure_finetuning.FinetuningConfig) -> None:
+  """Refuses an `init_checkpoint` inside a trial directory this run deletes and re-creates.
+
+  Raises:
+    cli.UsageError: naming the trial directory and where to copy the checkpoint.
+  """
+  if not config.do_train or not config.init_checkpoint:
+    return
+  trial_dirs = os.path.dirname(os.path.abspath(config.model_dir))
+  trial_prefix = os.path.basename(config.model_dir) + "_"
+  path = os.path.realpath(config.init_checkpoint)
+  while path != os.path.dirname(path):
+    name = os.path.basename(path)
+    if (os.path.dirname(path) == os.path.realpath(trial_dirs) and name.startswith(trial_prefix)
+        and name[len(trial_prefix):].isdigit()):
+      copy_to = os.path.join(os.path.dirname(trial_dirs), "init_" + name)
+      raise cli.UsageError(
+          f"init_checkpoint {config.init_checkpoint} lies in {path}, a trial directory that "
+          f"this run deletes and re-creates before training. Copy it out first (e.g. "
+          f"cp -r {path} {copy_to}) and set \"init_checkpoint\": \"{copy_to}\".")
+    path = os.path.dirname(path)
+
+
 def run_finetuning(config: configure_finetuning.FinetuningConfig,
-                   strategy: Optional[tf.distribute.Strategy] = None) -> Results:
+                   strategy: Optional[tf.distribute.Strategy] = None,
+                   resume_plan: Optional[resume.ResumePlan] = None) -> Results:
   """The original's `run_finetuning`: `num_trials` train/eval runs (forever if < 0).
+
+  A re-run of an interrupted run resumes it (`finetune.resume`).
 
   Args:
     config: the `FinetuningConfig`.
     strategy: a `tf.distribute` strategy, or None for one device.
+    resume_plan: where to start, read before the strategy was created (every
+      worker of a cluster must decide alike); None: `resume.plan(config)`.
 
   Returns:
     The results list, one `{task: {metric: value}}` per evaluated trial.
@@ -163,13 +194,14 @@ def run_finetuning(config: configure_finetuning.FinetuningConfig,
   Raises:
     FileNotFoundError: missing task data or `init_checkpoint` (before any training).
     DataError: a malformed input file, naming file and line (before any training).
-    ValueError: invalid settings (see `ModelRunner`, `check_model_settings`).
+    ValueError: invalid settings (see `ModelRunner`, `check_model_settings`), or
+      an interrupted run with other hparams to resume.
     util.locking.LockedError: another process fine-tunes the same tasks of this model.
   """
   heading_info = f"model={config.model_name}, trial 1/{config.num_trials}"
 
   def heading(message: str) -> None:
-    utils.log_heading(f"{message}: {heading_info}")  # cli.md §4: always "trial 1/<n>"
+    utils.log_heading(f"{message}: {heading_info}")  # the original always says "trial 1/<n>"
 
   heading("Config")
   for line in config.dump_lines():
@@ -178,49 +210,129 @@ def run_finetuning(config: configure_finetuning.FinetuningConfig,
   tasks = task_builder.get_tasks(config)
   check_model_settings(config)
   if config.do_train:
+    check_init_checkpoint_outside_trials(config)
     check_init_checkpoint(config)  # Fail before featurizing if it is missing or misfits.
+  check_data_files(config, tasks)  # Missing files fail before anything is written.
+  if resume_plan is None:
+    resume_plan = resume.plan(config)
   preprocessor = preprocessing.Preprocessor(config, tasks)
-  # Every input file is read (and featurized) before the first training step, so
-  # that a bad dev/test file fails now rather than after training.
-  prepare_inputs(config, tasks, preprocessor)
-  if not config.do_train or (strategy is not None and not trainer_lib.is_chief(strategy)):
-    return _run_trials(config, tasks, preprocessor, strategy, heading)
-  # One fine-tuning of these tasks per model at a time: the trial dirs are re-created.
+  if strategy is not None and not trainer_lib.is_chief(strategy):
+    prepare_inputs(config, tasks, preprocessor)
+    return _run_trials(config, tasks, preprocessor, strategy, heading, resume_plan)
+  # One run on these tasks of this model at a time, taken before anything is
+  # written: the trial dirs are re-created and the feature caches
+  # (`preprocessed_data_dir`) rewritten, which a running run reads every epoch.
   with locking.exclusive_lock(config.model_dir + ".lock",
-                              f"fine-tuning model dir {config.model_dir}_<trial>"):
-    return _run_trials(config, tasks, preprocessor, strategy, heading)
+                              f"fine-tuning of {','.join(config.task_names)} "
+                              f"({config.model_dir}_<trial>, {config.preprocessed_data_dir})"):
+    # Every input file is read (and featurized) before the first training step, so
+    # that a bad dev/test file fails now rather than after training.
+    prepare_inputs(config, tasks, preprocessor)
+    return _run_trials(config, tasks, preprocessor, strategy, heading, resume_plan)
 
 
 def _run_trials(config: configure_finetuning.FinetuningConfig, tasks, preprocessor,
-                strategy: Optional[tf.distribute.Strategy], heading) -> Results:
-  """The trial loop of `run_finetuning`."""
-  results: Results = []
-  trial = 1
+                strategy: Optional[tf.distribute.Strategy], heading,
+                resume_plan: resume.ResumePlan) -> Results:
+  """The trial loop of `run_finetuning`, from `resume_plan.first_trial` on."""
+  chief = strategy is None or trainer_lib.is_chief(strategy)
+  record = resume.RunRecord(config, resume_plan) if config.do_train and chief else None
+  results: Results = list(resume_plan.results)
+  _log_resume(config, resume_plan)
+  if record is not None:
+    record.start()
+  trial = resume_plan.first_trial
   while config.num_trials < 0 or trial <= config.num_trials:
     model_dir = f"{config.model_dir}_{trial}"
-    if config.do_train:
+    resuming = (config.do_train and trial == resume_plan.first_trial
+                and resume_plan.checkpoint is not None)
+    if config.do_train and chief and not resuming:
       utils.rmkdir(model_dir)
-    runner = ModelRunner(config, tasks, model_dir, trial, strategy, preprocessor)
+    runner = ModelRunner(config, tasks, model_dir, trial, strategy, preprocessor,
+                         resume=resuming)
     if config.do_train:
       heading("Start training")
       runner.train()
       logger.info("")
+    trial_results = None
     if config.do_eval:
       heading("Run dev set evaluation")
-      results.append(runner.evaluate())
+      trial_results = runner.evaluate()
+      results.append(trial_results)
       write_results(config, results)
       if config.write_test_outputs and trial <= config.n_writes_test:
         heading("Running on the test set and writing the predictions")
         runner.write_test_outputs(trial)
         write_glue_submission(config, trial)
-    if trial != config.num_trials and not config.keep_all_models:
+    if record is not None:
+      record.trial_done(trial_results)
+    if trial != config.num_trials and not config.keep_all_models and chief:
       utils.rmrf(model_dir)
     trial += 1
+  if record is not None:
+    record.finish()
   return results
 
 
+def _log_resume(config: configure_finetuning.FinetuningConfig,
+                resume_plan: resume.ResumePlan) -> None:
+  if resume_plan.first_trial == 1 and resume_plan.checkpoint is None:
+    return
+  done = (f"trials 1-{resume_plan.first_trial - 1} are done (results kept)"
+          if resume_plan.first_trial > 1 else "no trial was finished")
+  where = (f"trial {resume_plan.first_trial} continues from {resume_plan.checkpoint}"
+           if resume_plan.checkpoint else f"trial {resume_plan.first_trial} starts afresh")
+  logger.info("Resuming the interrupted fine-tuning run recorded in %s: %s; %s.",
+              resume.record_path(config), done, where)
+
+
+_HELP_HPARAMS = (
+    ("task_names", "tasks to learn (several: multi-task)"),
+    ("task_configs", "custom tasks over your own files"),
+    ("model_size", "small, base or large; must match the pre-trained model"),
+    ("init_checkpoint", "pre-trained weights (null: random init)"),
+    ("learning_rate", "peak learning rate"),
+    ("layerwise_lr_decay", "per-layer learning-rate decay (<= 0: off)"),
+    ("num_train_epochs", "passes over the training data"),
+    ("max_seq_length", "longest input in word pieces"),
+    ("train_batch_size", "examples per step"),
+    ("num_trials", "train+eval runs (several: median, mean, std, min, max)"),
+    ("write_test_outputs", "write test-set predictions (GLUE: submission TSVs)"),
+    ("seed", "null: unseeded"),
+    ("mixed_precision", '"off", "bf16" or "fp16"'),
+    ("debug", "a tiny model and small data for a quick check"),
+)
+# Task and size presets, listed where they change a default.
+_HELP_PRESETS = (
+    ("other tasks", {"task_names": ["sst"]}),
+    ("rte, sts", {"task_names": ["rte"]}),
+    ("QA tasks", {"task_names": ["squad"]}),
+    ("model_size large", {"model_size": "large"}),
+    ("debug", {"debug": True}),
+)
+
+
+def _help_epilog() -> str:
+  """`--help`'s text after the flags: an example and the most used hparams with defaults."""
+  lines = config_base.hparams_help(
+      lambda **kw: configure_finetuning.FinetuningConfig("<model-name>", "<data-dir>", **kw),
+      _HELP_HPARAMS, presets=_HELP_PRESETS)
+  return "\n".join([
+      "example:",
+      "  python3 run_finetuning.py --data-dir $DATA_DIR --model-name electra_small \\",
+      "      --hparams '{\"task_names\": [\"rte\", \"sst\"], \"num_trials\": 3}'",
+      "",
+      "most used hparams (--hparams '{\"name\": value, ...}' or a .json file; default as JSON,",
+      "[presets that change it]):",
+      *lines,
+      "",
+      'every hparam: README.md, sections "Fine-tune" (custom tasks: "Custom tasks without',
+      'code") and "Hparams".'])
+
+
 def main(argv: Optional[list] = None) -> Results:
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=_help_epilog(),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--data-dir", required=True,
                       help="Location of data files (model weights, etc).")
   parser.add_argument("--model-name", required=True, help="The name of the pre-trained model.")
@@ -231,11 +343,16 @@ def main(argv: Optional[list] = None) -> Results:
   tf.get_logger().setLevel("ERROR")
   hparams = config_base.parse_hparams(args.hparams)
   config = build_config(args.data_dir, args.model_name, hparams)
+  # Read before the strategy's rendezvous: no worker has written anything yet.
+  resume_plan = resume.plan(config)
+  # Before anything starts the TensorFlow runtime (multi_worker needs that).
   strategy = trainer_lib.make_strategy(config.distribution_strategy, config.tpu_name,
                                        config.tpu_zone, config.gcp_project,
-                                       worker_startup_timeout_s=config.worker_startup_timeout_s)
+                                       worker_startup_timeout_s=config.worker_startup_timeout_s,
+                                       collective_timeout_s=config.collective_timeout_s)
   logger.info(trainer_lib.describe_devices(strategy))
-  return run_finetuning(config, strategy)
+  with trainer_lib.report_lost_workers(strategy):
+    return run_finetuning(config, strategy, resume_plan)
 
 
 if __name__ == "__main__":

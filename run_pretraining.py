@@ -123,6 +123,9 @@ def train(config: configure_pretraining.PretrainingConfig,
       _write_json_if_changed(config.to_dict(), os.path.join(config.model_dir, CONFIG_FILE))
       _write_json_if_changed(model.bert_config.to_dict(),
                              os.path.join(config.model_dir, "bert_config.json"))
+      # Which vocabulary the embedding rows belong to (fine-tuning refuses another).
+      _write_json_if_changed(model_dir.vocab_fingerprint(config.vocab_file),
+                             os.path.join(config.model_dir, model_dir.VOCAB_FINGERPRINT_FILE))
   try:
     return trainer.train(dataset, on_start=write_configs)
   except tf.errors.DataLossError as e:  # the interleaved reader does not name the file
@@ -138,7 +141,8 @@ def check_training_inputs(config: configure_pretraining.PretrainingConfig) -> No
 
   Raises:
     FileNotFoundError: no tfrecords match, or no vocab file.
-    util.cli.DataError: the tfrecords are empty or their first record unreadable.
+    util.cli.DataError: the tfrecords are empty, of mixed lengths, hold token ids
+      outside the vocabulary, or their first records are unreadable.
     ValueError: another max_seq_length, or (not debug) a saved run with another
       architecture.
   """
@@ -146,13 +150,15 @@ def check_training_inputs(config: configure_pretraining.PretrainingConfig) -> No
   pretrain_data.check_sequence_length(files, config.max_seq_length, config.pretrain_tfrecords)
   if not os.path.isfile(config.vocab_file):
     raise FileNotFoundError(f"No vocab file at {config.vocab_file} (hparam vocab_file).")
+  pretrain_data.check_token_ids(files, config.vocab_size, config.vocab_file)
   if not config.debug:
     check_saved_architecture(config)
 
 
 # What a pre-training run writes into its model dir: a debug run may delete only these.
 _RUN_FILE_RE = re.compile(
-    r"checkpoint|pretrain_config\.json|bert_config\.json|events\.out\.tfevents\..*"
+    r"checkpoint|pretrain_config\.json|bert_config\.json|vocab_fingerprint\.json"
+    r"|events\.out\.tfevents\..*"
     r"|model\.ckpt-\d+(\.trainer_state)?\.(index|meta|data-\d{5}-of-\d{5})|\.tmp-.*")
 _RUN_SUBDIRS = {"results": re.compile(r"unsup_results\.(txt|pkl)|\.tmp-.*"),
                 "eval": re.compile(r"events\.out\.tfevents\..*")}
@@ -304,13 +310,16 @@ def write_results(config: configure_pretraining.PretrainingConfig,
 def train_or_eval(config: configure_pretraining.PretrainingConfig) -> Dict[str, float]:
   """The original's entry point: train or evaluate, per `do_train` / `do_eval`.
 
-  Training checks its inputs first, then locks the model dir
-  (`util.locking`), then (debug only) deletes the previous debug run
-  (`wipe_debug_run`), then trains.
+  Training creates the distribution strategy first (a multi_worker strategy
+  must exist before anything starts the TensorFlow runtime), then checks its
+  inputs, then locks the model dir (`util.locking`), then (debug only) deletes
+  the previous debug run (`wipe_debug_run`), then trains. Evaluation runs on
+  one device, without a strategy.
 
   Raises:
     ValueError: not exactly one of do_train / do_eval, or invalid hparams.
     util.locking.LockedError: another trainer uses the model dir.
+    util.trainer.WorkerLostError: multi_worker: another worker died or stopped answering.
   """
   if config.do_train == config.do_eval:
     raise ValueError("Exactly one of `do_train` or `do_eval` must be True.")
@@ -318,25 +327,29 @@ def train_or_eval(config: configure_pretraining.PretrainingConfig) -> Dict[str, 
   for line in config.dump_lines():
     logger.info(line)
   logger.info("")
+  strategy = None
+  if config.do_train:  # first: nothing above touches the TensorFlow runtime
+    strategy = trainer_lib.make_strategy(
+        config.distribution_strategy, config.tpu_name, config.tpu_zone, config.gcp_project,
+        worker_startup_timeout_s=config.worker_startup_timeout_s,
+        collective_timeout_s=config.collective_timeout_s)
   if config.seed is not None:
     tf.random.set_seed(config.seed)  # the variable initializers
   if not config.do_train:
     return evaluate(config)
   check_training_inputs(config)
-  strategy = trainer_lib.make_strategy(config.distribution_strategy, config.tpu_name,
-                                       config.tpu_zone, config.gcp_project,
-                                       worker_startup_timeout_s=config.worker_startup_timeout_s)
   logger.info("%s; compute dtype %s; XLA %s", trainer_lib.describe_devices(strategy),
               trainer_lib.compute_dtype(config.mixed_precision).name,
               "on" if config.use_xla else "off")
-  if not trainer_lib.is_chief(strategy):
-    return train(config, strategy)
-  # One trainer per model dir; taken before the debug wipe, which keeps the lock file.
-  with locking.exclusive_lock(os.path.join(config.model_dir, locking.LOCK_FILENAME),
-                              f"model dir {config.model_dir}"):
-    if config.debug:
-      wipe_debug_run(config)
-    return train(config, strategy)
+  with trainer_lib.report_lost_workers(strategy, config.model_dir):
+    if not trainer_lib.is_chief(strategy):
+      return train(config, strategy)
+    # One trainer per model dir; taken before the debug wipe, which keeps the lock file.
+    with locking.exclusive_lock(os.path.join(config.model_dir, locking.LOCK_FILENAME),
+                                f"model dir {config.model_dir}"):
+      if config.debug:
+        wipe_debug_run(config)
+      return train(config, strategy)
 
 
 def _write_json_if_changed(obj: dict, path: str) -> None:
@@ -355,9 +368,48 @@ def _log_parameter_counts(model: PretrainingModel) -> None:
               f"{total - disc:,}", len(variables))
 
 
+_HELP_HPARAMS = (
+    ("model_size", "small, base or large"),
+    ("train_batch_size", "sequences per step (the global batch)"),
+    ("learning_rate", "peak learning rate (linear warm-up, then decay)"),
+    ("num_train_steps", "the global step to train to; a re-run resumes"),
+    ("num_warmup_steps", "linear warm-up steps"),
+    ("max_seq_length", "must equal the tfrecords' length"),
+    ("mask_prob", "fraction of the tokens masked or replaced"),
+    ("electra_objective", "replaced-token detection; false: BERT-style masked LM"),
+    ("electric_objective", "Electric (with electra_objective false)"),
+    ("generator_hidden_size", "generator width, a fraction of the discriminator's"),
+    ("save_checkpoints_steps", "steps between checkpoints"),
+    ("keep_checkpoint_max", "checkpoints kept (0: all)"),
+    ("do_eval", "evaluate the latest checkpoint (with do_train false)"),
+    ("seed", "null: a random run seed, saved so that a resume is exact"),
+    ("mixed_precision", '"off", "bf16" or "fp16"'),
+    ("use_xla", "compile the train step with XLA"),
+    ("debug", "a tiny model for a quick check; replaces an earlier debug run"),
+)
+
+
+def _help_epilog() -> str:
+  """`--help`'s text after the flags: an example and the most used hparams with defaults."""
+  lines = config_base.hparams_help(
+      lambda **kw: configure_pretraining.PretrainingConfig("<model-name>", "<data-dir>", **kw),
+      _HELP_HPARAMS, presets=[("debug", {"debug": True})])
+  return "\n".join([
+      "example:",
+      "  python3 run_pretraining.py --data-dir $DATA_DIR --model-name electra_small_owt \\",
+      "      --hparams '{\"num_train_steps\": 100000, \"train_batch_size\": 64}'",
+      "",
+      "most used hparams (--hparams '{\"name\": value, ...}' or a .json file; default as JSON,",
+      "[presets that change it]):",
+      *lines,
+      "",
+      'every hparam: README.md, sections "Pre-train" and "Hparams".'])
+
+
 def main(argv: Optional[list] = None) -> None:
   """Parses the flags and runs `train_or_eval`."""
-  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=_help_epilog(),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--data-dir", required=True, help="Location of data files (model "
                       "weights, etc).")
   parser.add_argument("--model-name", required=True, help="The name of the model being "

@@ -2,7 +2,7 @@
 
     python3 score_text.py --data-dir D --model-name M --input FILE --output OUT.jsonl
         [--method electric|cloze|mlm] [--hparams JSON] [--checkpoint PATH]
-        [--batch-size 32] [--max-seq-length L] [--use-xla]
+        [--batch-size 32] [--max-seq-length L] [--use-xla] [--overwrite]
     python3 score_text.py --rerank --lm-weight 0.5 --data-dir D --model-name M
         --input NBEST.jsonl --output RERANKED.jsonl [...]
 
@@ -24,6 +24,10 @@ the summary reports corpus WER (Σ word edits / Σ reference words).
 Hparams: those saved by run_pretraining.py in `<data-dir>/models/<model-name>/
 pretrain_config.json` when present (paths recomputed from --data-dir), then
 --hparams on top. A one-line JSON summary goes to stdout.
+
+--output is written atomically; an existing file is replaced only with
+--overwrite, and a path in `<data-dir>/models` (or the --checkpoint's
+directory) is always refused (util/paths.py).
 """
 from __future__ import annotations
 
@@ -277,19 +281,48 @@ def write_jsonl(records: List[Dict[str, Any]], path: str) -> None:
       f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def run(args: argparse.Namespace) -> Dict[str, Any]:
-  """Scores or re-ranks as the flags say; returns the summary printed to stdout."""
+def check_args(args: argparse.Namespace) -> Dict[str, Any]:
+  """Checks the flags and paths before anything is read or loaded; returns the parsed --hparams.
+
+  Raises:
+    cli.UsageError: a bad flag or --hparams, or an --output that is the --input,
+      lies in a model directory or `<data-dir>/models`, is not a regular file,
+      or exists without --overwrite (exit 2).
+    cli.DataError: --input is missing or not a regular file (exit 1).
+  """
   if not args.rerank and args.lm_weight is not None:
     raise UsageError("--lm-weight only applies with --rerank.")
-  if not os.path.isfile(args.input):
-    raise UsageError(f"--input {args.input} does not exist.")
+  if args.batch_size < 1:
+    raise UsageError(f"--batch-size must be >= 1; got {args.batch_size}.")
+  problem = paths.file_problem(args.input)
+  if problem:
+    raise cli.DataError(f"--input {args.input} {problem}.")
   if paths.same_file(args.input, args.output):
     raise UsageError(f"--output {args.output} is the --input file {args.input} (same file); "
                      "it would be overwritten. Choose another --output.")
-  if args.batch_size < 1:
-    raise UsageError(f"--batch-size must be >= 1; got {args.batch_size}.")
+  paths.check_output_file(args.output, "--output", _model_files(args), args.overwrite)
+  return config_base.parse_hparams(args.hparams)
+
+
+def _model_files(args: argparse.Namespace) -> List[Tuple[str, str]]:
+  """Directories --output may not lie in: the model dir, `<data-dir>/models`, the --checkpoint's."""
+  protected = paths.model_dirs(args.data_dir, args.model_name)
+  if args.checkpoint and "://" not in args.checkpoint:
+    directory = (args.checkpoint if os.path.isdir(args.checkpoint)
+                 else os.path.dirname(args.checkpoint) or os.curdir)
+    protected.append((directory, "the --checkpoint directory"))
+  return protected
+
+
+def run(args: argparse.Namespace, hparams: Dict[str, Any]) -> Dict[str, Any]:
+  """Scores or re-ranks as the flags say; returns the summary printed to stdout.
+
+  Args:
+    args: the flags, checked by `check_args`.
+    hparams: the parsed --hparams.
+  """
   records = read_nbest(args.input) if args.rerank else read_texts(args.input)
-  config = load_config(args.data_dir, args.model_name, config_base.parse_hparams(args.hparams))
+  config = load_config(args.data_dir, args.model_name, hparams)
   scorer = build_scorer(config, args.method, args.checkpoint, args.batch_size,
                         args.max_seq_length, args.use_xla)
   start = time.perf_counter()
@@ -320,7 +353,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       "a path to a .json file; overrides the saved pretrain_config.json.")
   parser.add_argument("--input", required=True, help="Text file (one text per line), .jsonl "
                       "with a \"text\" field, or with --rerank an n-best .jsonl file.")
-  parser.add_argument("--output", required=True, help="Output .jsonl file.")
+  parser.add_argument("--output", required=True, help="Output .jsonl file (written "
+                      "atomically; never inside <data-dir>/models or the --checkpoint's "
+                      "directory).")
+  parser.add_argument("--overwrite", action="store_true", help="Replace an existing --output "
+                      "file.")
   parser.add_argument("--method", default="electric", choices=("electric", "cloze", "mlm"),
                       help="electric: Σ -energy, one pass (Electric models); cloze: Σ log q of "
                            "Electric's generator; mlm: masked-LM pseudo-log-likelihood, one pass "
@@ -339,14 +376,22 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-  """Runs the CLI; returns the exit code (1 with one `error:` line on bad input)."""
+  """Runs the CLI; returns the exit code (2 for a bad flag, 1 for bad input; one `error:` line)."""
   args = parse_args(argv)
   utils.setup_logging()
+  hparams: Dict[str, Any] = {}
+
+  def check(_) -> None:
+    hparams.update(check_args(args))
 
   def score(_) -> None:
-    print(json.dumps(run(args)), flush=True)
+    print(json.dumps(run(args, hparams)), flush=True)
 
-  # Its checks are about the input files and the model dir: exit code 1.
+  # Flags, --hparams and --output first: usage errors (exit 2); a bad --input: 1.
+  code = cli.run(check)
+  if code:
+    return code
+  # The scoring's checks are about the input files and the model dir: exit code 1.
   return cli.run(score, extra_data_errors=(ValueError,))
 
 

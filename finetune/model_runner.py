@@ -7,10 +7,12 @@ is a `tf.Module`, trained by `util.trainer.Trainer` with the loss **summed**
 over the batch, layer-wise learning-rate decay and a warm-up proportion
 (model.md §7), and predicted by a `tf.function` over the predict tfrecords.
 
-Initialization: if the trial's `model_dir` already has a checkpoint, it wins
-(strict load of the model variables, like an Estimator restoring its own
-model_dir); otherwise `init_checkpoint` (a directory resolves to its latest
-checkpoint) is loaded partially: every trainable variable whose name is in the
+Initialization: when evaluating only (`do_train` false), the trial's own latest
+checkpoint is loaded (strict). When training, the trial starts from
+`init_checkpoint` (a directory resolves to its latest checkpoint), loaded
+partially, unless the runner resumes an interrupted trial (`resume`): then the
+trainer restores the trial's latest checkpoint with its optimizer state, step,
+data position and run seed. The partial load takes every trainable variable whose name is in the
 checkpoint, i.e. the discriminator `electra/*` of a pre-trained model, plus
 `task_specific/*` when it is a fine-tuned model. What was loaded and skipped
 is logged; a shape mismatch raises an error that suggests checking
@@ -152,9 +154,16 @@ def input_datasets(config, tasks: Sequence[task_lib.Task]
 def check_data_files(config, tasks: Sequence[task_lib.Task]) -> None:
   """Fails early (before reading anything) when a file of `input_datasets` is missing.
 
+  In debug mode, first logs which part of the data is read.
+
   Raises:
     FileNotFoundError: naming the task, the split and the expected path.
   """
+  if config.debug:
+    notes = [f"{task.name}: {task.debug_data_note()}" for task in tasks
+             if task.debug_data_note()]
+    if notes:
+      logger.info("Debug mode reads only part of the data: %s", "; ".join(notes))
   for dataset_tasks, _, split in input_datasets(config, tasks):
     for task in dataset_tasks:
       if not hasattr(task, "get_data_file"):
@@ -174,18 +183,13 @@ def check_data_files(config, tasks: Sequence[task_lib.Task]) -> None:
 
 def prepare_inputs(config, tasks: Sequence[task_lib.Task],
                    preprocessor: preprocessing.Preprocessor) -> None:
-  """Checks, reads and featurizes every input of the run before any training step.
+  """Reads and featurizes every input of the run before any training step.
+
+  Call `check_data_files` first (before taking the run's lock).
 
   Raises:
-    FileNotFoundError: a missing file.
     DataError: a malformed file (names file and line).
   """
-  if config.debug:
-    notes = [f"{task.name}: {task.debug_data_note()}" for task in tasks
-             if task.debug_data_note()]
-    if notes:
-      logger.info("Debug mode reads only part of the data: %s", "; ".join(notes))
-  check_data_files(config, tasks)
   preprocessor.prepare_inputs(input_datasets(config, tasks))
 
 
@@ -254,6 +258,8 @@ class ModelRunner:
     trial: int. The 1-based trial number (selects the seed).
     strategy: a `tf.distribute` strategy or None (one device).
     preprocessor: a `Preprocessor` to share between trials (one is built if None).
+    resume: continue training from the latest checkpoint in `model_dir` (an
+      interrupted trial of the same run, see `finetune.resume`).
 
   Raises:
     ValueError: no training steps, an indivisible batch size, or an
@@ -268,11 +274,13 @@ class ModelRunner:
 
   def __init__(self, config, tasks: Sequence[task_lib.Task], model_dir: str, trial: int = 1,
                strategy: Optional[tf.distribute.Strategy] = None,
-               preprocessor: Optional[preprocessing.Preprocessor] = None):
+               preprocessor: Optional[preprocessing.Preprocessor] = None,
+               resume: bool = False):
     self._config = config
     self._tasks = list(tasks)
     self._model_dir = model_dir
     self._strategy = strategy
+    self._resume = resume and config.do_train
     self._seed = trial_seed(config.seed, trial)
     self._preprocessor = preprocessor or preprocessing.Preprocessor(config, self._tasks)
     self._predict_step = None
@@ -322,13 +330,16 @@ class ModelRunner:
     return model, optimizer
 
   def _initialize(self) -> Optional[checkpointing.RestoreReport]:
-    """Loads the trial's own checkpoint, else `init_checkpoint` (partial), else nothing."""
+    """Loads what this trial starts from (see the module docstring)."""
+    if self._resume:
+      return None  # `train` restores the interrupted trial, optimizer state included.
     variables = self.model.named_variables()
-    latest = (checkpointing.latest_checkpoint(self._model_dir)
-              if os.path.isdir(self._model_dir) else None)
-    if latest is not None:
-      logger.info("Loading the fine-tuned model of this trial from %s", latest)
-      return checkpointing.restore_checkpoint(latest, variables)
+    if not self._config.do_train:
+      latest = (checkpointing.latest_checkpoint(self._model_dir)
+                if os.path.isdir(self._model_dir) else None)
+      if latest is not None:
+        logger.info("Loading the fine-tuned model of this trial from %s", latest)
+        return checkpointing.restore_checkpoint(latest, variables)
     init_checkpoint = resolve_init_checkpoint(self._config)
     if init_checkpoint is None:
       logger.warning("init_checkpoint is null: the encoder starts from a random "
@@ -362,6 +373,8 @@ class ModelRunner:
                                    self._seed)
     trainer = trainer_lib.Trainer(self.model, self.optimizer, make_loss_fn(self.model),
                                   settings, self._strategy)
+    if self._resume:
+      trainer.restore_or_initialize()  # the trial's own checkpoint: exact resume
     if trainer.is_chief:
       self._config.write_json(os.path.join(self._model_dir, CONFIG_FILE))
     logger.info("Training for %d steps", self.num_train_steps)

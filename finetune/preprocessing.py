@@ -28,19 +28,19 @@ Differences from the original (data.md Quirks):
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import os
 import random
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from finetune import feature_spec as feature_spec_lib
 from finetune import task as task_lib
+from model import model_dir
 from util import utils
 
 logger = logging.getLogger("electra")
@@ -53,15 +53,6 @@ _SHUFFLE_BUFFER = 100  # data.md §4.2
 def dataset_name(tasks: Sequence[task_lib.Task], split: str) -> str:
   """`<sorted task names joined by _>_<split>`, e.g. "mnli_rte_dev"."""
   return "_".join(sorted(task.name for task in tasks)) + "_" + split
-
-
-def file_sha256(path: str) -> str:
-  """Hex SHA-256 of a file's bytes."""
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for block in iter(lambda: f.read(1 << 20), b""):
-      digest.update(block)
-  return digest.hexdigest()
 
 
 class Preprocessor:
@@ -202,15 +193,18 @@ class Preprocessor:
         examples += task.get_examples(split)
       if is_training:
         self._shuffle(examples)
-      if os.path.exists(metadata_path):
-        os.remove(metadata_path)  # The old cache is invalid from here on.
-      n_examples = self.serialize_examples(examples, is_training, tfrecords_path, batch_size)
+      # Written aside, then swapped in: a featurization error leaves the old cache
+      # (tfrecord and metadata) as it was.
+      n_examples = self.serialize_examples(
+          examples, is_training, tfrecords_path, batch_size,
+          before_replace=lambda: _remove_if_exists(metadata_path))
       utils.write_json({"n_examples": n_examples, "fingerprint": fingerprint}, metadata_path)
     self._ready[name] = (fingerprint, n_examples)
     return tfrecords_path, n_examples
 
   def serialize_examples(self, examples: Sequence[task_lib.Example], is_training: bool,
-                         output_file: str, batch_size: int) -> int:
+                         output_file: str, batch_size: int,
+                         before_replace: Optional[Callable[[], None]] = None) -> int:
     """Featurizes `examples`, writes them and the padding atomically to `output_file`.
 
     Args:
@@ -218,6 +212,8 @@ class Preprocessor:
       is_training: passed on to each task's `featurize`.
       output_file: the tfrecord path (replaced only once complete).
       batch_size: the record count is padded to a multiple of this.
+      before_replace: called once the new file is complete, right before it
+        replaces `output_file` (e.g. to invalidate the old metadata).
 
     Returns:
       The number of records written (featurized examples + padding).
@@ -241,6 +237,8 @@ class Preprocessor:
         while n_written % batch_size != 0:
           writer.write(padding.SerializeToString())
           n_written += 1
+      if before_replace is not None:
+        before_replace()
       os.replace(tmp_path, output_file)
     except BaseException:
       if os.path.exists(tmp_path):
@@ -346,7 +344,7 @@ class Preprocessor:
     """
     config = self._config
     if self._vocab_sha256 is None:
-      self._vocab_sha256 = file_sha256(config.vocab_file)
+      self._vocab_sha256 = model_dir.file_sha256(config.vocab_file)
     return {
         "version": FINGERPRINT_VERSION,
         "split": split,
@@ -395,6 +393,11 @@ class Preprocessor:
       random.shuffle(examples)  # Unseeded, as the original.
     else:
       random.Random(self._config.seed).shuffle(examples)
+
+
+def _remove_if_exists(path: str) -> None:
+  if os.path.exists(path):
+    os.remove(path)
 
 
 def _flatten(value: Any, prefix: str = "") -> Dict[str, Any]:

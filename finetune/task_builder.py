@@ -235,9 +235,13 @@ def _build_custom_task(config, entry: Dict[str, Any], tokenizer) -> task_lib.Tas
   test_fmt = classification_tasks.TsvFormat(
       entry.get("test_text_a_column", entry["text_a_column"]),
       entry.get("test_text_b_column", text_b), None, header)
+  # The keys the test columns came from, for the error naming a column beyond the file.
+  test_keys = [key if key in entry else key[len("test_"):]
+               for key in classification_tasks.TEST_COLUMN_KEYS]
   if entry["type"] == "classification":
     return classification_tasks.CustomClassificationTask(
         config, entry["name"], tokenizer, files, fmt, test_fmt, entry["labels"],
-        entry.get("metric", "accuracy"))
+        entry.get("metric", "accuracy"), test_column_keys=test_keys)
   return classification_tasks.CustomRegressionTask(
-      config, entry["name"], tokenizer, files, fmt, test_fmt, entry["min"], entry["max"])
+      config, entry["name"], tokenizer, files, fmt, test_fmt, entry["min"], entry["max"],
+      test_column_keys=test_keys)

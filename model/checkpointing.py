@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 import os
 import re
@@ -163,29 +164,105 @@ def _find_prefixes(directory: str) -> List[str]:
 
 @dataclasses.dataclass
 class _State:
-  """Parsed state file: the latest prefix and all listed prefixes, oldest first."""
+  """The checkpoints of a model dir, oldest first, and the latest one.
+
+  Attributes:
+    latest: the latest checkpoint prefix.
+    paths: every listed prefix, oldest first (`latest` last).
+    problem: None when read from a valid state file; otherwise why the state
+      file could not be used ("missing", "empty", ...), and the list was
+      rebuilt from the `model.ckpt-<n>` bundles on disk instead.
+  """
   latest: str
   paths: List[str]
+  problem: Optional[str] = None
 
 
-def _read_state(model_dir: str) -> Optional[_State]:
-  """Reads `<model_dir>/checkpoint`; None if absent or unreadable (logged)."""
+# (model_dir, problem, checkpoints found) already warned about: logged once each.
+_WARNED: set = set()
+
+
+def _parse_state_file(model_dir: str) -> Tuple[Optional[_State], Optional[str]]:
+  """(state, None) from a valid `<model_dir>/checkpoint`, else (None, why it is unusable)."""
   state_file = os.path.join(model_dir, STATE_FILENAME)
   if not tf.io.gfile.exists(state_file):
-    return None
+    return None, "missing"
+  if tf.io.gfile.isdir(state_file):
+    return None, "a directory"
   try:
+    if tf.io.gfile.stat(state_file).length == 0:
+      return None, "empty"
     proto = tf.train.get_checkpoint_state(model_dir)
   except ValueError as e:  # empty model_checkpoint_path
-    _LOGGER.warning("Ignoring checkpoint state file %s: %s", state_file, e)
-    return None
-  if proto is None:  # TF logged the parse error
-    _LOGGER.warning("Ignoring unreadable checkpoint state file %s", state_file)
-    return None
+    return None, f"unusable ({e})"
+  except tf.errors.OpError as e:
+    return None, f"unreadable ({_TF_NOISE_RE.sub('', e.message).strip()})"
+  if proto is None or not proto.model_checkpoint_path:  # TF logged the parse error
+    return None, "not a valid checkpoint state file"
   latest = _norm_path(proto.model_checkpoint_path)
   paths = [_norm_path(p) for p in proto.all_model_checkpoint_paths] or [latest]
   if paths[-1] != latest:
     paths = [p for p in paths if p != latest] + [latest]
-  return _State(latest, paths)
+  return _State(latest, paths), None
+
+
+def _managed_on_disk(model_dir: str) -> List[str]:
+  """The `model.ckpt-<n>` bundles (by their index file) in `model_dir`, oldest first."""
+  prefixes = [p for p in _find_prefixes(model_dir) if _is_managed(p, model_dir)]
+  return sorted(prefixes, key=checkpoint_step)
+
+
+def _read_state(model_dir: str) -> Optional[_State]:
+  """The checkpoints of `model_dir`: its state file's list, or the bundles on disk.
+
+  The state file is the commit point of every save and is trusted whenever it
+  parses. When it is missing, empty or unreadable but `model.ckpt-<n>`
+  bundles lie in the directory (the file was deleted or truncated, a copy
+  left it out), the list is rebuilt from those bundles (`problem` says why,
+  logged once as a WARNING), so that nothing restarts from scratch and
+  overwrites them. None when there is neither.
+  """
+  state, problem = _parse_state_file(model_dir)
+  if state is not None:
+    return state
+  on_disk = _managed_on_disk(model_dir) if tf.io.gfile.isdir(model_dir) else []
+  key = (model_dir, problem, len(on_disk))
+  first_time = key not in _WARNED
+  _WARNED.add(key)
+  if not on_disk:
+    if problem != "missing" and first_time:
+      _LOGGER.warning("Ignoring the checkpoint state file %s: it is %s, and no model.ckpt-<n> "
+                      "checkpoints lie next to it.", os.path.join(model_dir, STATE_FILENAME),
+                      problem)
+    return None
+  state = _State(on_disk[-1], on_disk, problem)
+  if first_time:
+    _LOGGER.warning("WARNING: the checkpoint state file %s is %s, but %d checkpoints lie in "
+                    "%s: using them (newest %s).", os.path.join(model_dir, STATE_FILENAME),
+                    problem, len(on_disk), model_dir, os.path.basename(on_disk[-1]))
+  return state
+
+
+def rebuild_state_file(model_dir: str) -> Optional[Tuple[str, List[str]]]:
+  """Rewrites a missing, empty or unreadable state file from the bundles on disk.
+
+  Called by the trainer (the one writer of a model dir) before it resumes, so
+  that the run continues from the newest intact checkpoint instead of starting
+  over and saving over the checkpoints that are there.
+
+  Returns:
+    (what was wrong with the state file, the prefixes now listed, oldest
+    first), or None when the state file was fine or there is nothing to list.
+  """
+  model_dir = _norm_dir(model_dir)
+  state, problem = _parse_state_file(model_dir)
+  if state is not None or not tf.io.gfile.isdir(model_dir):
+    return None
+  on_disk = _managed_on_disk(model_dir)
+  if not on_disk:
+    return None
+  _commit_state(model_dir, on_disk)
+  return problem, on_disk
 
 
 def _norm_path(path: str) -> str:
@@ -355,17 +432,54 @@ def save_checkpoint(model_dir: str, step, variables: Dict[str, tf.Variable],
     _fsync([model_dir])
     paths, dropped = _apply_keep(model_dir, paths + [prefix], keep_checkpoint_max)
     _commit_state(model_dir, paths)
-  except (Exception, KeyboardInterrupt):  # A hard crash skips this; the next save cleans up.
+  except (Exception, KeyboardInterrupt) as e:  # A hard crash skips this; the next save cleans up.
     # Also on disk full or Ctrl-C: TF's partly written `.tempstate` files and
     # `_temp/` directories go too, not only complete bundle files.
     _remove_files(_temporaries_of(tmp_prefix) + moved[::-1])
-    raise
+    reason = _out_of_space_reason(e)
+    if reason is None:
+      raise
+    raise CheckpointSaveError(_save_failure_message(model_dir, step, reason)) from e
   for old in dropped:
     _LOGGER.debug("Deleting old checkpoint %s (keep_checkpoint_max=%s)", old, keep_checkpoint_max)
     _delete_checkpoint(old)
   if keep_checkpoint_max:
     _delete_unlisted_older(model_dir, paths)
   return prefix
+
+
+class CheckpointSaveError(cli.DataError):
+  """A save failed for lack of space; the previous checkpoint is intact (exit code 1)."""
+
+
+# errno values (and TensorFlow's texts for them) that mean "the disk is full".
+_OUT_OF_SPACE = {errno.ENOSPC: "no space left", errno.EDQUOT: "the disk quota is exceeded",
+                 errno.EFBIG: "a file size limit (ulimit -f) was reached"}
+
+
+def _out_of_space_reason(error: BaseException) -> Optional[str]:
+  """"no space left" etc. when `error` is a full disk or quota, else None."""
+  if isinstance(error, OSError) and error.errno in _OUT_OF_SPACE:
+    return _OUT_OF_SPACE[error.errno]
+  if isinstance(error, tf.errors.OpError):
+    for code, reason in _OUT_OF_SPACE.items():
+      if os.strerror(code) in (error.message or ""):
+        return reason
+  return None
+
+
+def _save_failure_message(model_dir: str, step: int, reason: str) -> str:
+  state = _read_state(model_dir)
+  previous = [p for p in (state.paths if state else []) if _bundle_exists(p)]
+  if previous:
+    step_text = ("" if checkpoint_step(previous[-1]) is None
+                 else f", step {checkpoint_step(previous[-1])}")
+    intact = f"the previous checkpoint ({os.path.basename(previous[-1])}{step_text}) is intact"
+  else:
+    intact = "no earlier checkpoint was saved"
+  return (f"{reason[0].upper()}{reason[1:]} on {model_dir} while saving step {step}; "
+          f"{intact} and the partial files were removed. Free some space (or lower "
+          "keep_checkpoint_max) and re-run to resume.")
 
 
 def _delete_unlisted_older(model_dir: str, kept: Sequence[str]) -> None:

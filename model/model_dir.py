@@ -360,6 +360,76 @@ def find_vocab(candidates: Sequence[Optional[str]], vocab_size: Optional[int] = 
   return None
 
 
+VOCAB_FINGERPRINT_FILE = "vocab_fingerprint.json"
+
+
+def file_sha256(path: str) -> str:
+  """Hex SHA-256 of a file's bytes (local, or any TF filesystem URL)."""
+  import hashlib  # pylint: disable=import-outside-toplevel
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+  digest = hashlib.sha256()
+  with tf.io.gfile.GFile(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+def vocab_fingerprint(vocab_file: str) -> Dict[str, Any]:
+  """What identifies a vocabulary: its path, line count and SHA-256."""
+  return {"vocab_file": vocab_file, "lines": tokenization.count_vocab_lines(vocab_file),
+          "sha256": file_sha256(vocab_file)}
+
+
+def check_vocab_matches(prefix: str, vocab_file: str, what: str = "init_checkpoint") -> None:
+  """Refuses a vocabulary other than the one the checkpoint was trained with.
+
+  An embedding row is a token of the training vocabulary: another file maps the
+  ids to other tokens, silently. The model dir of the checkpoint tells which
+  vocabulary that was, best first:
+    * `vocab_fingerprint.json` (written by pre-training): the SHA-256 must match;
+    * else `pretrain_config.json`'s `vocab_file` and `vocab_size`: a run
+      without padding rows (vocab_size = that file's lines) needs as many lines;
+    * else (a released checkpoint): the file must have one line per row.
+
+  Args:
+    prefix: the checkpoint prefix.
+    vocab_file: the vocabulary the run would use.
+    what: how to call the checkpoint in the message.
+
+  Raises:
+    cli.DataError: naming both vocabulary files (or the row count).
+  """
+  directory = os.path.dirname(prefix)
+  lines = tokenization.count_vocab_lines(vocab_file)
+  fingerprint_path = os.path.join(directory, VOCAB_FINGERPRINT_FILE)
+  if os.path.isfile(fingerprint_path):
+    recorded = utils.load_json_object(fingerprint_path, "Vocabulary fingerprint")
+    if recorded.get("sha256") != file_sha256(vocab_file):
+      raise cli.DataError(
+          f"vocab_file {vocab_file} ({lines} lines) is not the vocabulary {what} {prefix} was "
+          f"trained with: {fingerprint_path} records {recorded.get('vocab_file')} "
+          f"({recorded.get('lines')} lines, SHA-256 {str(recorded.get('sha256'))[:12]}...). "
+          "Use that file (hparam vocab_file, or put it at the model dir's vocab.txt).")
+    return
+  rows = checkpoint_encoder_dims(checkpointing.list_checkpoint(prefix)).get("vocab_size")
+  if rows is None or lines >= rows:
+    return  # more lines than rows: resolve_vocab_size refuses that already
+  saved = load_saved_config(os.path.join(directory, PRETRAIN_CONFIG_FILE))
+  saved_vocab = saved.get("vocab_file")
+  if (isinstance(saved_vocab, str) and os.path.isfile(saved_vocab)
+      and tokenization.count_vocab_lines(saved_vocab) < rows):
+    return  # that run had padding rows too (vocab_size above its file's lines)
+  trained_with = (f"{saved_vocab} ({rows} lines)"
+                  if isinstance(saved_vocab, str) and os.path.isfile(saved_vocab)
+                  else f"a vocabulary of {rows} tokens")
+  raise cli.DataError(
+      f"vocab_file {vocab_file} has {lines} lines but {what} {prefix} has {rows} embedding "
+      f"rows: it was trained with {trained_with}, and this file would map the ids to other "
+      "tokens. Use the vocabulary the model was trained with (hparam vocab_file, or the "
+      "model dir's vocab.txt).")
+
+
 def pretrained_checkpoint(model_dir: str, checkpoint: Optional[str] = None) -> str:
   """`checkpoint` (a directory or prefix) resolved, else the latest one in `model_dir`.
 

@@ -6,8 +6,9 @@ Letters: B batch, S sequence length, P predictions per sequence
 The model holds a batch as an `Inputs` named tuple (spec: data.md §3). The
 three `masked_lm_*` fields are None until `pretrain_helpers.mask` fills them.
 """
-from typing import Dict, List, NamedTuple, Optional
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 from util import cli
@@ -122,36 +123,117 @@ def get_input_files(pretrain_tfrecords: str) -> List[str]:
 
 def check_sequence_length(files: List[str], max_seq_length: int,
                           pretrain_tfrecords: Optional[str] = None) -> None:
-  """Fails early and clearly on records of another length, no records, or a bad first record.
+  """Fails early and clearly on records of another length, mixed lengths or no records.
 
-  Reads the first record of the first non-empty file (and opens the empty
-  files before it); an input of empty files would otherwise make the repeated
-  pipeline spin for ever without yielding a batch.
+  Reads the first record of every file (one tf.data pass, cheap); an input
+  of empty files would otherwise make the repeated pipeline spin for ever
+  without yielding a batch, and shards of two lengths fail with a parse error
+  that names neither.
 
   Raises:
     ValueError: the records were built with another length.
-    util.cli.DataError: every file is empty (naming `pretrain_tfrecords`), or
-      the first record is unreadable (naming the file).
+    util.cli.DataError: the files hold records of different lengths (naming a
+      file of each), every file is empty (naming `pretrain_tfrecords`), or a
+      first record is unreadable (naming the file).
   """
-  for path in files:
-    try:
-      first = [record.numpy() for record in tf.data.TFRecordDataset(path).take(1)]
-    except tf.errors.OpError as e:
-      raise corrupt_shard_error(path, e) from e
-    if not first:
-      continue
-    example = tf.train.Example.FromString(first[0])
-    length = len(example.features.feature["input_ids"].int64_list.value)
-    if length != max_seq_length:
-      raise ValueError(
-          f"{path} holds examples of length {length} but hparam max_seq_length is "
-          f"{max_seq_length}; pass \"max_seq_length\": {length} or rebuild the data with "
-          f"--max-seq-length {max_seq_length}.")
-    return
   where = pretrain_tfrecords or ", ".join(files)
-  raise cli.DataError(
-      f"No examples: all {len(files)} files matching {where} (hparam pretrain_tfrecords) are "
-      "empty. Rebuild them with build_pretraining_dataset.py from a corpus with text.")
+  file_of_length: Dict[int, bytes] = {}
+  for paths, lengths in _first_records(files, 1, lambda ids: (ids.row_lengths(),)):
+    for path, length in zip(paths, lengths):
+      file_of_length.setdefault(int(length), path)
+  if len(file_of_length) > 1:
+    shards = ", ".join(f"{path.decode()} holds examples of length {length}"
+                       for length, path in sorted(file_of_length.items()))
+    raise cli.DataError(
+        f"The files matching {where} (hparam pretrain_tfrecords) mix sequence lengths: "
+        f"{shards}; hparam max_seq_length is {max_seq_length}. Keep the shards of one "
+        "build only (move the others away or narrow pretrain_tfrecords).")
+  if not file_of_length:
+    raise cli.DataError(
+        f"No examples: all {len(files)} files matching {where} (hparam pretrain_tfrecords) are "
+        "empty. Rebuild them with build_pretraining_dataset.py from a corpus with text.")
+  length, path = next(iter(file_of_length.items()))
+  if length != max_seq_length:
+    raise ValueError(
+        f"{path.decode()} holds examples of length {length} but hparam max_seq_length is "
+        f"{max_seq_length}; pass \"max_seq_length\": {length} or rebuild the data with "
+        f"--max-seq-length {max_seq_length}.")
+
+
+def check_token_ids(files: List[str], vocab_size: int, vocab_file: str,
+                    records_per_file: int = 64) -> None:
+  """Fails early on token ids outside the vocabulary (data built with another vocab).
+
+  Reads the first `records_per_file` records of every file (one tf.data
+  pass, cheap); the embedding lookup would otherwise fail in the first
+  training step with a long graph stack trace, after the first checkpoint
+  was written.
+
+  Args:
+    files: the tfrecord files.
+    vocab_size: the model's vocabulary size (hparam vocab_size).
+    vocab_file: the vocabulary it was taken from, for the message.
+    records_per_file: how many records of each file to check.
+
+  Raises:
+    util.cli.DataError: an id >= vocab_size (the largest found) or < 0, naming
+      the vocab file, vocab_size, the id and the file that holds it.
+  """
+  largest = smallest = (0, b"")  # Id 0 is in every vocabulary.
+  for paths, row_max, row_min in _first_records(
+      files, records_per_file,
+      lambda ids: (tf.reduce_max(ids, axis=1), tf.reduce_min(ids, axis=1))):
+    top, bottom = row_max.argmax(), row_min.argmin()
+    if row_max[top] > largest[0]:
+      largest = (int(row_max[top]), paths[top])
+    if row_min[bottom] < smallest[0]:
+      smallest = (int(row_min[bottom]), paths[bottom])
+  for token_id, path in (largest, smallest):
+    if not 0 <= token_id < vocab_size:
+      raise cli.DataError(
+          f"{path.decode()} holds token id {token_id}, outside the vocabulary of {vocab_size} "
+          f"ids ({vocab_file}, hparams vocab_file / vocab_size): the data was built with "
+          "another vocabulary. Rebuild it with build_pretraining_dataset.py --vocab-file "
+          f"{vocab_file}, or set vocab_file to the vocabulary it was built with.")
+
+
+_SCAN_BATCH = 1024
+
+
+def _first_records(files: List[str], count: int,
+                   summarize: Callable[[tf.RaggedTensor], Tuple[tf.Tensor, ...]]
+                   ) -> Iterator[Tuple[np.ndarray, ...]]:
+  """Per-record summaries of the `input_ids` of the first `count` records of each file.
+
+  Args:
+    files: the tfrecord files, read in order.
+    count: records per file (fewer where a file holds fewer).
+    summarize: input_ids [b, (length)] (ragged: any length) -> tensors [b].
+
+  Yields:
+    numpy batches `(paths, *summarize(input_ids))`, paths as bytes.
+
+  Raises:
+    util.cli.DataError: a record is unreadable, naming its file (found by
+      reading the files one by one: the pipeline's error does not name it).
+  """
+  def parse(paths, records):
+    features = tf.io.parse_example(records, {"input_ids": tf.io.RaggedFeature(tf.int64)})
+    return (paths,) + tuple(summarize(features["input_ids"]))
+
+  dataset = tf.data.Dataset.from_tensor_slices(tf.constant(files)).flat_map(
+      lambda path: tf.data.TFRecordDataset(path).take(count).map(lambda record: (path, record)))
+  try:
+    for batch in dataset.batch(_SCAN_BATCH).map(parse):
+      yield tuple(tensor.numpy() for tensor in batch)
+  except tf.errors.OpError as e:
+    for path in files:
+      try:
+        for _ in tf.data.TFRecordDataset(path).take(count):
+          pass
+      except tf.errors.OpError as file_error:
+        raise corrupt_shard_error(path, file_error) from e
+    raise
 
 
 def corrupt_shard_error(path: str, error: Exception) -> cli.DataError:

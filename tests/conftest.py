@@ -1,6 +1,8 @@
 """Shared fixtures: repository paths, the real vocab, real text slices, tiny configs."""
+import hashlib
 import logging
 import os
+import stat
 
 import pytest
 
@@ -56,16 +58,28 @@ def electra_log(caplog):
 def tree_state(root: str, folder_mtimes: bool = True) -> dict:
   """{relative path: state} of everything under `root`, to assert nothing changed.
 
-  A file's state is (size, mtime_ns); a folder's is (0, mtime_ns), or None with
-  `folder_mtimes=False` (a lock file that comes and goes moves its folder's mtime).
+  A regular file's state is (size, mtime_ns, sha256 of its bytes); a folder's is
+  (0, mtime_ns), or None with `folder_mtimes=False` (a lock file that comes and goes
+  moves its folder's mtime); anything else (a FIFO, a socket, a link to a device) is
+  (its file type, mtime_ns) and is never opened.
   """
   state = {}
   for directory, dirs, files in os.walk(root):
     for name in dirs + files:
       path = os.path.join(directory, name)
       info = os.lstat(path)
-      if name in files:
-        state[os.path.relpath(path, root)] = (info.st_size, info.st_mtime_ns)
-      else:
+      if name in dirs:
         state[os.path.relpath(path, root)] = (0, info.st_mtime_ns) if folder_mtimes else None
+      elif stat.S_ISREG(info.st_mode):
+        state[os.path.relpath(path, root)] = (info.st_size, info.st_mtime_ns, _sha256(path))
+      else:
+        state[os.path.relpath(path, root)] = (stat.S_IFMT(info.st_mode), info.st_mtime_ns)
   return state
+
+
+def _sha256(path: str) -> str:
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      digest.update(block)
+  return digest.hexdigest()

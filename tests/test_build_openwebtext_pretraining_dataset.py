@@ -123,6 +123,46 @@ def test_errors(data_dir, tmp_path, capsys):
     assert err.startswith("error: ") and message in err, err
 
 
+def test_flag_errors_exit_2(data_dir, capsys):
+  data, _ = data_dir
+  for flags, message in ((["--max-seq-length", "3"], "--max-seq-length must be at least 5"),
+                         (["--num-processes", "0"], "--num-processes must be in [1, 1000]")):
+    assert owt.main(["--data-dir", data, *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+  assert sorted(os.listdir(data)) == ["openwebtext", "vocab.txt"]
+
+
+@pytest.mark.slow  # Two builds, one in a subprocess.
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="FIFOs and /dev/zero")
+def test_fifo_and_device_among_the_archives_are_skipped(data_dir, tmp_path):
+  """tarfile.open on a FIFO would block for ever: it is skipped with a warning, never opened."""
+  data, _ = data_dir
+  expected = tmp_path / "expected"
+  shutil.copytree(data, expected)
+  flags = ["--max-seq-length", "45", "--seed", "9", "--num-processes", "2"]
+  assert owt.main(["--data-dir", str(expected), *flags]) == 0
+  fifo = os.path.join(data, "openwebtext", "zz_fifo")
+  zero = os.path.join(data, "openwebtext", "zz_zero")
+  os.mkfifo(fifo)  # Sorted last: one for each job.
+  os.symlink("/dev/zero", zero)
+  result = subprocess.run(  # The timeout is a hang guard.
+      [sys.executable, os.path.join(REPO_ROOT, "build_openwebtext_pretraining_dataset.py"),
+       "--data-dir", data, *flags],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
+  assert result.returncode == 0, result.stderr
+  assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
+      f"warning: skipping {fifo}: it is a FIFO (named pipe), not a regular file (never "
+      "opened).",
+      f"warning: skipping {zero}: it is a character device, not a regular file (never opened)."]
+  assert _shard_bytes(data) == _shard_bytes(expected)
+
+
+def _shard_bytes(data):
+  shards = os.path.join(data, "pretrain_tfrecords")
+  return {name: open(os.path.join(shards, name), "rb").read() for name in os.listdir(shards)}
+
+
 @pytest.mark.slow  # A subprocess importing TensorFlow.
 def test_corrupt_archive_subprocess_exit_code(data_dir):
   data, _ = data_dir

@@ -441,7 +441,7 @@ def test_input_errors_leave_previous_output_alone(corpus_dir, vocab_file, tmp_pa
     assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
   for flags, message in ((["--max-seq-length", "4"], "--max-seq-length must be at least 5"),
                          (["--num-processes", "0"], "--num-processes must be in [1, 1000]")):
-    assert _run(corpus_dir, vocab_file, out, *flags) == 1
+    assert _run(corpus_dir, vocab_file, out, *flags) == 2  # A flag error: usage.
     assert message in capsys.readouterr().err
   assert sorted(os.listdir(out)) == before
   assert os.listdir(stray) == ["notes.txt"]
@@ -478,6 +478,68 @@ def test_cli_subprocess_exit_codes_two_processes(corpus_dir, vocab_file, tmp_pat
   assert "error: job 1 (exit code 1) failed" in result.stderr
   assert "Job 0: Done!" in result.stdout
   assert not os.path.exists(out) and not os.path.exists(str(out) + ".incomplete")
+
+
+def _run_builder(corpus, vocab_file, out, *flags):
+  """The builder as a user runs it; the timeout is a hang guard, not a timing assertion."""
+  return subprocess.run(
+      [sys.executable, os.path.join(REPO_ROOT, "build_pretraining_dataset.py"), "--corpus-dir",
+       str(corpus), "--vocab-file", vocab_file, "--output-dir", str(out), *flags],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.slow  # Two subprocesses.
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="FIFOs and /dev/zero")
+def test_fifo_and_device_in_corpus_are_skipped_with_a_warning(corpus_dir, vocab_file,
+                                                              tmp_path):
+  """A FIFO would block for ever and /dev/zero never ends: both are skipped, never opened."""
+  flags = ["--max-seq-length", "16", "--seed", "4", "--num-processes", "2"]
+  expected = tmp_path / "expected"
+  assert build(corpus_dir, vocab_file, str(expected), *flags) == 0
+  fifo, zero = os.path.join(corpus_dir, "zz_fifo"), os.path.join(corpus_dir, "zz_zero")
+  os.mkfifo(fifo)  # Sorted 4th and 5th: one for each job.
+  os.symlink("/dev/zero", zero)
+  out = tmp_path / "out"
+  result = _run_builder(corpus_dir, vocab_file, out, *flags)
+  assert result.returncode == 0, result.stderr
+  assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
+      f"warning: skipping {fifo}: it is a FIFO (named pipe), not a regular file (never "
+      "opened).",
+      f"warning: skipping {zero}: it is a character device, not a regular file (never opened)."]
+  assert snapshot(out) == snapshot(expected)  # The same build as without them.
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="FIFOs and /dev/zero")
+def test_corpus_of_only_fifos_and_devices_is_an_error(vocab_file, tmp_path):
+  corpus = tmp_path / "corpus"
+  corpus.mkdir()
+  os.mkfifo(corpus / "a_fifo")
+  os.symlink("/dev/zero", corpus / "b_zero")
+  result = _run_builder(corpus, vocab_file, tmp_path / "out")
+  assert result.returncode == 1, result.stderr
+  assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+      f"error: Corpus directory {corpus} holds no regular file (2 skipped: FIFOs, sockets or "
+      "devices); nothing to build."], result.stderr
+  assert result.stderr.count("warning: skipping") == 2 and "Traceback" not in result.stderr
+  assert sorted(os.listdir(tmp_path)) == ["corpus"]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="the hang guard needs SIGALRM")
+def test_read_lines_refuses_a_fifo_without_opening_it(tmp_path):
+  fifo = tmp_path / "fifo"
+  os.mkfifo(fifo)
+
+  def hang_guard(*_):
+    raise TimeoutError("read_lines blocked opening the FIFO")
+
+  previous = signal.signal(signal.SIGALRM, hang_guard)
+  signal.alarm(30)
+  try:
+    with pytest.raises(bpd.CorpusError, match=f"{re.escape(str(fifo))} is a FIFO"):
+      list(bpd.read_lines(str(fifo)))  # Opening it would block: there is no writer.
+  finally:
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 # --- serialization and TFRecord framing without TensorFlow ------------------------
@@ -677,52 +739,68 @@ def _wait_for(condition, what, limit=120.0):
     time.sleep(0.1)
 
 
+def _write_big_corpus_file(path, megabytes):
+  """About `megabytes` MB of real text: the corpus slices, repeated."""
+  text = "".join(open(src, encoding="utf-8").read() + "\n" for src in CORPUS_SLICES)
+  block = text * max(1, (1 << 20) // len(text))
+  with open(path, "w", encoding="utf-8") as f:
+    for _ in range(megabytes):
+      f.write(block)
+
+
 @pytest.mark.slow  # A subprocess and two spawned workers, twice.
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("signum,processes", [(signal.SIGTERM, 2), (signal.SIGKILL, 2),
                                                (signal.SIGTERM, 1)])
 def test_killed_builder_stops_workers_and_removes_staging(corpus_dir, vocab_file, tmp_path,
                                                           signum, processes):
-  """Workers blocked on FIFOs (a build that never ends) die with the builder."""
+  """Workers busy with big corpus files (seconds of work each) die with the builder."""
   out = tmp_path / "out"
   assert build(corpus_dir, vocab_file, str(out), "--max-seq-length", "16", "--seed", "1") == 0
   before = snapshot(out)
-  for name in ("zz_fifo0", "zz_fifo1"):  # Sorted 4th and 5th: one for each job.
-    os.mkfifo(os.path.join(corpus_dir, name))
+  big_files = [os.path.join(corpus_dir, name) for name in ("zz_big0", "zz_big1")]
+  for path in big_files:  # Sorted 4th and 5th: one for each job.
+    _write_big_corpus_file(path, megabytes=32)  # several seconds of work per job
   staging = str(out) + ".incomplete"
   log = tmp_path / "log"
-  with open(log, "w") as log_file:
-    builder = subprocess.Popen(
-        [sys.executable, os.path.join(REPO_ROOT, "build_pretraining_dataset.py"),
-         "--corpus-dir", corpus_dir, "--vocab-file", vocab_file, "--output-dir", str(out),
-         "--num-processes", str(processes), "--max-seq-length", "16"],
-        cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.PIPE, text=True)
-    try:
-      expected = processes if processes > 1 else 0  # One process: no worker processes.
-      # Every job must be running its loop: a worker still starting up when the builder
-      # dies never runs our code (the next start removes the staging dir then).
-      _wait_for(lambda: (len(_children(builder.pid)) == expected and os.path.isdir(staging)
-                         and log.read_text().count("Writing tf examples") == processes),
-                "the workers and the staging dir")
-      workers = _children(builder.pid)
-      builder.send_signal(signum)
-      _, err = builder.communicate(timeout=120)
-    finally:
-      if builder.poll() is None:
-        builder.kill()
-  if signum == signal.SIGTERM:
-    assert builder.returncode == 130
-    assert err.strip().split("\n")[-1] == "error: interrupted" and "Traceback" not in err, err
-    assert f"partial output {staging} removed" in err
-  else:
-    assert builder.returncode == -signal.SIGKILL
+  workers = []
   try:
+    with open(log, "w") as log_file:
+      builder = subprocess.Popen(
+          [sys.executable, os.path.join(REPO_ROOT, "build_pretraining_dataset.py"),
+           "--corpus-dir", corpus_dir, "--vocab-file", vocab_file, "--output-dir", str(out),
+           "--num-processes", str(processes), "--max-seq-length", "16"],
+          cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.PIPE, text=True)
+      try:
+        expected = processes if processes > 1 else 0  # One process: no worker processes.
+        # Every job must be running its loop: a worker still starting up when the builder
+        # dies never runs our code (the next start removes the staging dir then).
+        _wait_for(lambda: (len(_children(builder.pid)) == expected and os.path.isdir(staging)
+                           and log.read_text().count("Writing tf examples") == processes),
+                  "the workers and the staging dir", limit=300)
+        workers = _children(builder.pid)
+        builder.send_signal(signum)
+        _, err = builder.communicate(timeout=300)
+      finally:
+        if builder.poll() is None:
+          builder.kill()
+          builder.wait()
+    # A precondition, not a timing assertion: each job still had megabytes to go.
+    assert "Done!" not in log.read_text(), "a job finished before the signal; bigger files?"
+    if signum == signal.SIGTERM:
+      assert builder.returncode == 130
+      assert err.strip().split("\n")[-1] == "error: interrupted" and "Traceback" not in err, err
+      assert f"partial output {staging} removed" in err
+    else:
+      assert builder.returncode == -signal.SIGKILL
     # The orphans got SIGTERM from the kernel (PR_SET_PDEATHSIG) and removed the staging dir.
-    _wait_for(lambda: not any(map(_alive, workers)), "the workers to end", limit=60)
-    _wait_for(lambda: not os.path.exists(staging), "the staging dir to go", limit=60)
+    _wait_for(lambda: not any(map(_alive, workers)), "the workers to end", limit=300)
+    _wait_for(lambda: not os.path.exists(staging), "the staging dir to go", limit=300)
   finally:
     for pid in filter(_alive, workers):  # A failed test leaves no worker behind.
       os.kill(pid, signal.SIGKILL)
+    for path in big_files:
+      os.remove(path)
   assert snapshot(out) == before
   assert sorted(os.listdir(tmp_path)) == ["corpus", "log", "out"]
 

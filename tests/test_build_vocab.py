@@ -1,5 +1,6 @@
 """build_vocab.py: BERT-format WordPiece vocabularies on real Spanish and Chinese text."""
 import os
+import subprocess
 import sys
 import unicodedata
 
@@ -129,6 +130,58 @@ def test_bad_input_is_one_error_line_and_nothing_is_overwritten(tmp_path, capsys
   assert cli.run(build_vocab.main, ["--corpus-dir", str(tmp_path / "absent"),
                                     "--output-file", str(tmp_path / "v2.txt"),
                                     "--vocab-size", "800"]) == 1
+
+
+def test_flag_errors_exit_2_before_the_corpus_is_read_data_errors_exit_1(tmp_path, capsys):
+  absent = str(tmp_path / "absent")  # Flags are checked first: the corpus is never looked at.
+  for flags, message in ((["--num-reserved", "-1"], "--num-reserved must be >= 0, got -1"),
+                         (["--min-frequency", "-2"], "--min-frequency must be >= 0, got -2"),
+                         (["--vocab-size", "104"], "--vocab-size 104 is too small")):
+    assert cli.run(build_vocab.main, ["--corpus-dir", absent, "--output-file",
+                                      str(tmp_path / "v.txt"), "--vocab-size", "800",
+                                      *flags]) == 2, message
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+  not_a_dir = tmp_path / "text.txt"
+  not_a_dir.write_text("hello\n", encoding="utf-8")
+  assert cli.run(build_vocab.main, ["--corpus-dir", str(not_a_dir), "--output-file",
+                                    str(tmp_path / "v.txt"), "--vocab-size", "800"]) == 1
+  assert f"Corpus directory {not_a_dir} is not a directory" in capsys.readouterr().err
+  assert sorted(os.listdir(tmp_path)) == ["text.txt"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="FIFOs and /dev/zero")
+def test_fifo_and_device_in_corpus_are_skipped_with_a_warning(tmp_path):
+  """A FIFO would block for ever and /dev/zero never ends: both are skipped, never opened."""
+  corpus, _, _ = _split(SPANISH, tmp_path, "es")
+  expected = tmp_path / "expected.txt"
+  args = ["--vocab-size", "800"]
+  assert cli.run(build_vocab.main, ["--corpus-dir", corpus, "--output-file", str(expected),
+                                    *args]) == 0
+  fifo, zero = os.path.join(corpus, "a_fifo"), os.path.join(corpus, "b_zero")
+  os.mkfifo(fifo)
+  os.symlink("/dev/zero", zero)
+  out = tmp_path / "vocab.txt"
+  result = subprocess.run(  # The timeout is a hang guard.
+      [sys.executable, os.path.join(REPO_ROOT, "build_vocab.py"), "--corpus-dir", corpus,
+       "--output-file", str(out), *args],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
+  assert result.returncode == 0, result.stderr
+  assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
+      f"warning: skipping {fifo}: it is a FIFO (named pipe), not a regular file (never "
+      "opened).",
+      f"warning: skipping {zero}: it is a character device, not a regular file (never opened)."]
+  assert out.read_text(encoding="utf-8") == expected.read_text(encoding="utf-8")
+  os.remove(os.path.join(corpus, "train.txt"))  # Nothing regular left: the usual error.
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO_ROOT, "build_vocab.py"), "--corpus-dir", corpus,
+       "--output-file", str(tmp_path / "none.txt"), *args],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=180)
+  assert result.returncode == 1, result.stderr
+  assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+      f"error: Corpus directory {corpus} holds no regular file (2 skipped: FIFOs, sockets or "
+      "devices); nothing to build."], result.stderr
+  assert "Traceback" not in result.stderr and not (tmp_path / "none.txt").exists()
 
 
 def test_missing_tokenizers_package_says_how_to_install(tmp_path, monkeypatch, capsys):

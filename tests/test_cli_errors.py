@@ -60,6 +60,14 @@ def pretrain_args(data_dir, hparams, model="mine"):
           hparams if isinstance(hparams, str) else json.dumps(hparams)]
 
 
+def beside(data_dir, name, kind):
+  """A directory or FIFO (`kind` "dir" / "fifo") next to the data dir, made once."""
+  path = os.path.join(os.path.dirname(data_dir), name)
+  if not os.path.lexists(path):
+    (os.mkdir if kind == "dir" else os.mkfifo)(path)
+  return path
+
+
 # (id, script, argument builder, exit code, text the error line must contain)
 CASES = [
     ("pretrain-unknown-hparam", "run_pretraining.py",
@@ -69,7 +77,7 @@ CASES = [
     ("pretrain-bad-json-file", "run_pretraining.py",
      lambda d: pretrain_args(d, os.path.join(d, "hparams_bad.json")), 2, "hparams_bad.json"),
     ("pretrain-missing-hparams-file", "run_pretraining.py",
-     lambda d: pretrain_args(d, os.path.join(d, "missing.json")), 1, "missing.json"),
+     lambda d: pretrain_args(d, os.path.join(d, "missing.json")), 2, "missing.json"),
     ("pretrain-wrong-type", "run_pretraining.py",
      lambda d: pretrain_args(d, {"train_batch_size": "8"}), 2, "train_batch_size"),
     ("pretrain-save-steps-0", "run_pretraining.py",
@@ -119,8 +127,35 @@ CASES = [
          "--output-dir", os.path.join(d, "models", "mine", "hf"), "--overwrite"], 2, "models"),
     ("score-output-is-input", "score_text.py",
      lambda d: pretrain_args(d, "{}") + ["--input", os.path.join(d, "texts.txt"), "--output",
-                                         os.path.join(d, ".", "texts.txt")], None,
+                                         os.path.join(d, ".", "texts.txt")], 2,
      "texts.txt"),
+    ("score-output-is-model-checkpoint", "score_text.py",
+     lambda d: pretrain_args(d, "{}") + ["--input", os.path.join(d, "texts.txt"), "--output",
+                                         os.path.join(d, "models", "mine", "checkpoint")], 2,
+     os.path.join("models", "mine", "checkpoint") + " is inside the model directory"),
+    ("score-output-in-models-even-with-overwrite", "score_text.py",
+     lambda d: pretrain_args(d, "{}") + ["--input", os.path.join(d, "texts.txt"), "--output",
+                                         os.path.join(d, "models", "scores.jsonl"),
+                                         "--overwrite"], 2,
+     os.path.join("models", "scores.jsonl") + " is inside the models directory"),
+    ("score-output-exists", "score_text.py",
+     lambda d: pretrain_args(d, "{}") + ["--input", os.path.join(d, "texts.txt"), "--output",
+                                         os.path.join(d, "vocab.txt")], 2,
+     "vocab.txt already exists; pass --overwrite"),
+    ("score-input-is-a-directory", "score_text.py",
+     lambda d: pretrain_args(d, "{}") + ["--input", os.path.join(d, "corpus"), "--output",
+                                         os.path.join(d, "..", "scores.jsonl")], 1,
+     "corpus is a directory"),
+    ("score-input-is-a-fifo", "score_text.py",
+     lambda d: pretrain_args(d, "{}") + ["--input", beside(d, "texts.fifo", "fifo"),
+                                         "--output", os.path.join(d, "..", "scores.jsonl")], 1,
+     "texts.fifo is not a regular file (a FIFO)"),
+    ("pretrain-hparams-file-is-a-directory", "run_pretraining.py",
+     lambda d: pretrain_args(d, beside(d, "hparams_dir.json", "dir")), 2,
+     "hparams_dir.json is a directory"),
+    ("pretrain-hparams-file-is-a-fifo", "run_pretraining.py",
+     lambda d: pretrain_args(d, beside(d, "hparams_fifo.json", "fifo")), 2,
+     "hparams_fifo.json is not a regular file (a FIFO)"),
     ("build-blank-corpus", "build_pretraining_dataset.py",
      lambda d: ["--corpus-dir", os.path.join(d, "blank_corpus"), "--vocab-file",
                 os.path.join(d, "vocab.txt"), "--output-dir", os.path.join(d, "..", "tf_out")],
@@ -129,6 +164,14 @@ CASES = [
      lambda d: ["--corpus-dir", os.path.join(d, "nocorpus"), "--vocab-file",
                 os.path.join(d, "vocab.txt"), "--output-dir", os.path.join(d, "..", "tf_out")],
      1, "nocorpus"),
+    ("build-num-processes-0", "build_pretraining_dataset.py",
+     lambda d: ["--corpus-dir", os.path.join(d, "corpus"), "--vocab-file",
+                os.path.join(d, "vocab.txt"), "--output-dir", os.path.join(d, "..", "tf_out"),
+                "--num-processes", "0"], 2, "--num-processes must be in [1, 1000]"),
+    ("build-max-seq-length-3", "build_pretraining_dataset.py",
+     lambda d: ["--corpus-dir", os.path.join(d, "corpus"), "--vocab-file",
+                os.path.join(d, "vocab.txt"), "--output-dir", os.path.join(d, "..", "tf_out"),
+                "--max-seq-length", "3"], 2, "--max-seq-length must be at least 5"),
 ]
 
 

@@ -29,7 +29,7 @@ SPEC_DEFAULTS = {
     # New hparams (ARCHITECTURE.md "New hparams").
     "seed": None, "use_xla": False, "mixed_precision": "off",
     "grad_accumulation_steps": 1, "distribution_strategy": "auto",
-    "worker_startup_timeout_s": 600, "task_configs": [],
+    "worker_startup_timeout_s": 600, "collective_timeout_s": 300, "task_configs": [],
     "fix_layerwise_lr_decay": False, "fix_tagging_loss_double_count": False, "xla_predict": "auto",
 }
 PATH_NAMES = {"data_dir", "raw_data_dir", "vocab_file", "init_checkpoint", "model_dir",

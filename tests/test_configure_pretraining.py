@@ -24,6 +24,7 @@ SPEC_DEFAULTS = {
     # New hparams (ARCHITECTURE.md "New hparams").
     "seed": None, "use_xla": False, "mixed_precision": "off",
     "grad_accumulation_steps": 1, "distribution_strategy": "auto", "worker_startup_timeout_s": 600,
+    "collective_timeout_s": 300,
 }
 PATH_NAMES = {"pretrain_tfrecords", "vocab_file", "model_dir", "results_txt", "results_pkl"}
 DERIVED_NAMES = {"max_predictions_per_seq", "embedding_size", "model_name"}
@@ -125,7 +126,8 @@ def test_model_hparam_overrides_is_taken_from_kwargs():
 def test_unknown_hparam_suggests_close_names():
   with pytest.raises(ValueError, match=r"^Unknown hparam learnig_rate\. Did you mean: learning_rate"):
     make(learnig_rate=1e-3)
-  with pytest.raises(ValueError, match=r"^Unknown hparam zzzz\. Valid hparams: debug, "):
+  with pytest.raises(ValueError,
+                     match=r"^Unknown hparam zzzz\. Valid hparams: collective_timeout_s, debug, "):
     make(zzzz=1)
 
 
@@ -154,6 +156,7 @@ def test_accepted_types():
     ("mixed_precision", "fp32"), ("mixed_precision", "BF16"),
     ("distribution_strategy", "parameter_server"), ("grad_accumulation_steps", 0),
     ("model_size", "medium"), ("seed", 2**63), ("worker_startup_timeout_s", 0),
+    ("collective_timeout_s", 0),
 ])
 def test_new_hparam_values_are_validated(name, value):
   with pytest.raises(ValueError, match=f"^hparam {name} must"):

@@ -18,7 +18,8 @@ from configure_finetuning import FinetuningConfig
 from finetune import task_builder
 from model import tokenization
 from tests.conftest import TEST_DATA, UNCASED_VOCAB
-from tests.test_run_finetuning import FINETUNE_DATA, write_squad_slice, tiny_hparams
+from tests.test_run_finetuning import FINETUNE_DATA, SST_LIKE as SST_LIKE_TASK
+from tests.test_run_finetuning import write_squad_slice, tiny_hparams
 from util import cli
 
 SQUAD_SOURCE = os.path.join(TEST_DATA, "qa", "squadv1_dev_slice.json")
@@ -132,6 +133,41 @@ def test_debug_note_lists_each_task_type(tmp_path):
                    "squadv1": "<split>-debug.json instead of <split>.json",
                    "chunk": "first 101 sentences of each file",
                    "newsqa": "first 11 lines (header included) of each .jsonl file"}
+
+
+@pytest.mark.parametrize("declaration, split, key, column", [
+    ({"label_column": 5}, "train", "label_column", 5),
+    ({"text_b_column": 2}, "train", "text_b_column", 2),
+    ({"text_a_column": -3}, "train", "text_a_column", -3),
+    ({"test_file": "dev.tsv", "test_text_a_column": 4}, "test", "test_text_a_column", 4),
+])
+def test_custom_task_column_beyond_the_file_is_one_error(tmp_path, capsys, declaration, split,
+                                                         key, column):
+  """A declared column that the file's rows lack names the hparam, not the batch size."""
+  raw = sst_like_dir(tmp_path)
+  task = dict(SST_LIKE_TASK, **declaration)
+  code, err, log = run_cli(tmp_path, "m", tiny_hparams(
+      task_names=["sst_like"], task_configs=[task], write_test_outputs=split == "test"), capsys)
+  path = raw / ("dev.tsv" if split == "test" else f"{split}.tsv")
+  assert code == cli.DATA_EXIT
+  assert err == [f"error: {path}:2: task sst_like: {key} is {column}, but this line has 2 "
+                 f"columns (0 to 1, or -2 to -1 from the end); fix {key} in the task's "
+                 "task_configs entry (or the file)."], err
+  assert not [line for line in log if "Error constructing example" in line]
+  assert not os.path.exists(trial_dir(tmp_path, "m", "sst_like"))
+
+
+def test_custom_task_a_few_short_rows_are_still_skipped(tmp_path, capsys, caplog):
+  """Only a column that none of the first rows has is a declaration error."""
+  raw = sst_like_dir(tmp_path)
+  with open(raw / "train.tsv", encoding="utf-8") as f:
+    lines = f.read().splitlines()
+  lines.insert(1, "a row without its label")
+  (raw / "train.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+  config = FinetuningConfig("m", str(tmp_path), **tiny_hparams(task_names=["sst_like"]))
+  (task,) = task_builder.get_tasks(config)
+  assert len(task.get_examples("train")) == len(lines) - 2  # header and the short row
+  assert "Skipped 1 malformed row(s)" in caplog.text
 
 
 # --- Settings the model cannot run with fail before any featurization ---------------------

@@ -17,6 +17,7 @@ import pickle
 import re
 import shutil
 import string
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -28,8 +29,9 @@ from configure_pretraining import PretrainingConfig
 from finetune import finetuning_model, task_builder
 from finetune.model_runner import ModelRunner, trial_seed
 from model import checkpointing
-from tests.conftest import TEST_DATA, UNCASED_VOCAB
-from util import cli, locking
+from tests.conftest import TEST_DATA, UNCASED_VOCAB, tree_state
+from model import model_dir as model_dir_lib
+from util import cli, locking, utils
 
 FINETUNE_DATA = os.path.join(TEST_DATA, "finetune")
 TINY_MODEL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -384,6 +386,45 @@ def test_finetuning_inherits_the_pretrained_sizes(data_dir, saved_pretrained_dir
       f"leave them out: the sizes saved in {path} apply" in str(error.value)
 
 
+@pytest.mark.parametrize("fingerprint", [False, True], ids=["older_run", "fingerprint"])
+def test_a_vocab_other_than_the_pretrained_ones_is_refused(data_dir, saved_pretrained_dir,
+                                                           tmp_path, fingerprint):
+  """An 889-line vocab.txt next to a checkpoint trained with 30,522 ids: refused up front."""
+  name = "vocab_" + ("fingerprint" if fingerprint else "older")
+  directory = os.path.join(data_dir, "models", name)
+  shutil.copytree(saved_pretrained_dir, directory)
+  saved = os.path.join(directory, "pretrain_config.json")
+  utils.write_json(dict(utils.load_json(saved), vocab_file=UNCASED_VOCAB), saved)
+  if fingerprint:  # what run_pretraining.py writes now
+    utils.write_json(model_dir_lib.vocab_fingerprint(UNCASED_VOCAB),
+                     os.path.join(directory, "vocab_fingerprint.json"))
+  with open(UNCASED_VOCAB, encoding="utf-8") as f:
+    head = [next(f) for _ in range(889)]
+  small = os.path.join(directory, "vocab.txt")
+  with open(small, "w", encoding="utf-8") as f:
+    f.write("".join(head))
+  hparams = {k: v for k, v in tiny_hparams(task_names=["sst_like"]).items()
+             if k not in ("model_hparam_overrides", "embedding_size", "init_checkpoint",
+                          "vocab_file")}
+  config = run_finetuning.build_config(data_dir, name, hparams)
+  assert config.vocab_file == small and config.vocab_size == 30522
+  before = tree_state(directory)
+  with pytest.raises(cli.DataError) as error:
+    run_finetuning.run_finetuning(config)
+  message = str(error.value)
+  assert message.startswith(f"vocab_file {small} ")
+  if fingerprint:
+    assert (f"is not the vocabulary init_checkpoint {directory}/model.ckpt-1000 was trained "
+            f"with: {directory}/vocab_fingerprint.json records {UNCASED_VOCAB} (30522 lines"
+            in message)
+  else:
+    assert (f"has 889 lines but init_checkpoint {directory}/model.ckpt-1000 has 30522 "
+            f"embedding rows: it was trained with {UNCASED_VOCAB} (30522 lines)") in message
+  assert tree_state(directory) == before
+  os.remove(small)  # the right vocabulary (the saved one) fine-tunes
+  run_finetuning.run_finetuning(run_finetuning.build_config(data_dir, name, hparams))
+
+
 def test_corrupt_init_checkpoint_names_it_and_the_intact_one(data_dir, pretrained_dir,
                                                              tmp_path):
   directory = str(tmp_path / "pre")
@@ -411,6 +452,22 @@ def test_second_finetuning_of_the_same_tasks_is_refused(data_dir):
     with pytest.raises(locking.LockedError, match=f"pid {os.getpid()} on host "):
       run_finetuning.run_finetuning(config)
   assert not os.path.exists(trial_model_dir(config, 1))
+
+
+@pytest.mark.parametrize("do_train", [True, False], ids=["train", "eval_only"])
+def test_a_refused_run_leaves_the_running_runs_feature_caches_alone(data_dir, do_train):
+  """Run A (seq 64) holds the lock; run B (seq 48) must not rewrite the caches A reads."""
+  config = make_config(data_dir, "cache_owner", task_names=["sst_like"], num_train_epochs=1.0)
+  run_finetuning.run_finetuning(config)  # A's caches, as A leaves them while it trains
+  model_dir = os.path.join(data_dir, "models", "cache_owner")
+  before = tree_state(model_dir, folder_mtimes=False)
+  other = make_config(data_dir, "cache_owner", task_names=["sst_like"], num_train_epochs=1.0,
+                      max_seq_length=48, do_train=do_train)
+  with locking.exclusive_lock(config.model_dir + ".lock", "fine-tuning"):
+    with pytest.raises(locking.LockedError, match=f"sst_like.* pid {os.getpid()} on host"):
+      run_finetuning.run_finetuning(other)
+    assert tree_state(model_dir, folder_mtimes=False) == dict(
+        before, **{os.path.join("finetuning_models", "sst_like_model.lock"): mock.ANY})
 
 
 def test_missing_init_checkpoint_error(data_dir):
@@ -569,8 +626,9 @@ def test_trials_loop_forever_with_negative_num_trials(data_dir, monkeypatch, log
   calls = []
 
   class FakeRunner:
-    def __init__(self, config, tasks, model_dir, trial, strategy, preprocessor):
+    def __init__(self, config, tasks, model_dir, trial, strategy, preprocessor, resume):
       assert os.path.isdir(model_dir) and not os.listdir(model_dir)  # fresh per trial
+      assert not resume
       calls.append((model_dir, trial))
       if trial == 3:
         raise _StopTrials()
@@ -625,7 +683,7 @@ def test_trial_summaries_match_numpy(data_dir, monkeypatch):
   written = []
 
   class FakeRunner:
-    def __init__(self, config, tasks, model_dir, trial, strategy, preprocessor):
+    def __init__(self, config, tasks, model_dir, trial, strategy, preprocessor, resume=False):
       self.trial = trial
 
     def train(self):

@@ -229,6 +229,68 @@ def test_run_killed_with_sigkill_resumes_to_the_same_weights(data_dir, reference
   assert_same_checkpoints(final, os.path.join(reference, "model.ckpt-24"))
 
 
+@pytest.mark.parametrize("damage", ["deleted", "emptied"])
+def test_lost_state_file_resumes_from_the_newest_checkpoint_on_disk(data_dir, reference,
+                                                                     electra_log, damage):
+  """`: > checkpoint` or `rm checkpoint`: resume, never restart and write over the bundles."""
+  name = "state_" + damage
+  directory = model_dir(data_dir, name)
+  os.makedirs(directory)
+  for path in glob.glob(os.path.join(reference, "model.ckpt-[01]*")):
+    shutil.copy(path, directory)
+  shutil.copy(os.path.join(reference, run_pretraining.CONFIG_FILE), directory)
+  if damage == "emptied":
+    open(os.path.join(directory, "checkpoint"), "w").close()
+  before = tree_state(directory)
+  run(data_dir, name, **REFERENCE)
+  newest = os.path.join(directory, "model.ckpt-12")
+  assert (f"WARNING: resuming from {newest}: the checkpoint state file "
+          f"{os.path.join(directory, 'checkpoint')} was "
+          f"{'missing' if damage == 'deleted' else 'empty'}, so it was rebuilt from the 2 "
+          "checkpoints on disk (model.ckpt-0, model.ckpt-12)") in electra_log.text
+  after = tree_state(directory)
+  for path, state in before.items():
+    if path.startswith("model.ckpt-"):
+      assert after[path] == state, path  # the bundles on disk: byte for byte, same mtime
+  assert_same_checkpoints(os.path.join(directory, "model.ckpt-24"),
+                          os.path.join(reference, "model.ckpt-24"))
+  with open(os.path.join(directory, "checkpoint")) as f:
+    assert f.read().splitlines()[1:] == [f'all_model_checkpoint_paths: "model.ckpt-{step}"'
+                                         for step in (0, 12, 24)]
+
+
+def test_full_disk_while_saving_is_one_line_and_keeps_the_previous_checkpoint(data_dir,
+                                                                              reference):
+  """The model dir on a tmpfs that holds one checkpoint and a half (mounting needs root)."""
+  step_0 = sum(os.path.getsize(path)
+               for path in glob.glob(os.path.join(reference, "model.ckpt-0.*")))
+  directory = model_dir(data_dir, "full_disk")
+  os.makedirs(directory)
+  mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={step_0 * 3 // 2}", "tmpfs",
+                            directory], capture_output=True, text=True)
+  if mounted.returncode != 0:
+    pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+  try:
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "run_pretraining.py"), "--data-dir", data_dir,
+         "--model-name", "full_disk", "--hparams",
+         json.dumps(dict(REFERENCE, num_train_steps=4, save_checkpoints_steps=2))],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "ELECTRA_TRACEBACK"})
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == cli.DATA_EXIT, result.stderr[-3000:]
+    assert errors == [
+        f"error: No space left on {directory} while saving step 2; the previous checkpoint "
+        "(model.ckpt-0, step 0) is intact and the partial files were removed. Free some space "
+        "(or lower keep_checkpoint_max) and re-run to resume."], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    assert not [name for name in os.listdir(directory) if name.startswith(".tmp")]
+    assert saved_step(directory) == 0
+    assert checkpointing.is_intact(os.path.join(directory, "model.ckpt-0"))
+  finally:
+    subprocess.run(["umount", directory], check=True)
+
+
 def test_continue_from_a_released_checkpoint_without_adam_slots(data_dir, electra_log):
   """models/electra_small holds electra_small.{index,data} + `checkpoint`, no slots."""
   directory = model_dir(data_dir, "electra_small")
@@ -382,7 +444,7 @@ def test_debug_run_wipes_a_previous_debug_run_with_one_log_line(data_dir, electr
   assert not os.path.exists(os.path.join(directory, "results"))
   assert saved_step(directory) == 2
   assert sorted(os.listdir(directory)) == sorted(
-      ["bert_config.json", "checkpoint", run_pretraining.CONFIG_FILE]
+      ["bert_config.json", "checkpoint", run_pretraining.CONFIG_FILE, "vocab_fingerprint.json"]
       + [f for f in os.listdir(directory) if f.startswith(("model.ckpt-", "events."))])
 
 
@@ -427,10 +489,63 @@ def test_truncated_shard_is_named(tmp_path, data_dir):
                                            iterations_per_loop=10))
 
 
+def _max_input_id(pattern):
+  """The largest input id of every record of the files matching `pattern`."""
+  def parse(record):
+    return tf.io.parse_single_example(record, {
+        "input_ids": tf.io.FixedLenFeature([TINY["max_seq_length"]], tf.int64)})["input_ids"]
+
+  dataset = tf.data.TFRecordDataset(sorted(glob.glob(pattern))).map(parse)
+  return max(int(ids.numpy().max()) for ids in dataset)
+
+
+@pytest.mark.slow  # A subprocess importing TensorFlow.
+@pytest.mark.parametrize("problem", ["other_vocab", "mixed_lengths"])
+def test_bad_shards_fail_up_front_naming_the_file(data_dir, tmp_path, problem):
+  """Ids beyond the vocab, or shards of two lengths: one line, exit 1, nothing written."""
+  shards = os.path.join(data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord*")
+  shard_re = re.escape(os.path.join(data_dir, "pretrain_tfrecords", "pretrain_data.tfrecord-"))
+  hparams = dict(TINY, num_train_steps=2, save_checkpoints_steps=1, pretrain_tfrecords=shards)
+  if problem == "other_vocab":  # The shards were built with the 30522-line vocab.
+    vocab = tmp_path / "vocab.txt"
+    with open(UNCASED_VOCAB, encoding="utf-8") as f:
+      vocab.write_text("".join(next(f) for _ in range(889)), encoding="utf-8")
+    hparams["vocab_file"] = str(vocab)
+    largest = _max_input_id(shards)  # ~530 records in 1000 shards: every one is checked.
+    expected = (rf"error: {shard_re}\d+-of-1000 holds token id {largest}, outside the "
+                rf"vocabulary of 889 ids \({re.escape(str(vocab))}, hparams vocab_file / "
+                r"vocab_size\)")
+  else:
+    corpus = os.path.join(data_dir, "corpus")
+    assert build_pretraining_dataset.main([
+        "--corpus-dir", corpus, "--vocab-file", UNCASED_VOCAB, "--output-dir",
+        str(tmp_path / "tf64"), "--max-seq-length", "64", "--seed", "0"]) == 0
+    hparams["pretrain_tfrecords"] += "," + str(tmp_path / "tf64" / "pretrain_data.tfrecord*")
+    expected = (rf"error: The files matching .* mix sequence lengths: {shard_re}\d+-of-1000 "
+                rf"holds examples of length 32, "
+                rf"{re.escape(str(tmp_path / 'tf64' / 'pretrain_data.tfrecord-'))}\d+-of-1000 "
+                r"holds examples of length 64; hparam max_seq_length is 32\.")
+  before = tree_state(str(tmp_path), folder_mtimes=False)
+  data_before = tree_state(data_dir, folder_mtimes=False)
+  env = dict(os.environ)
+  env.pop("ELECTRA_TRACEBACK", None)
+  process = subprocess.run(
+      [sys.executable, os.path.join(REPO_ROOT, "run_pretraining.py"), "--data-dir",
+       str(tmp_path), "--model-name", problem, "--hparams", json.dumps(hparams)],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, env=env)
+  errors = [line for line in process.stderr.splitlines() if line.startswith("error:")]
+  assert process.returncode == 1, process.stderr[-3000:]
+  assert len(errors) == 1 and re.match(expected, errors[0]), process.stderr[-3000:]
+  assert "Traceback" not in process.stderr, process.stderr[-3000:]
+  assert tree_state(str(tmp_path), folder_mtimes=False) == before  # No models/ at all.
+  assert tree_state(data_dir, folder_mtimes=False) == data_before
+
+
 def test_second_trainer_on_a_model_dir_is_refused(data_dir):
   directory = model_dir(data_dir, "locked")
   with locking.exclusive_lock(os.path.join(directory, locking.LOCK_FILENAME), "model dir"):
     with pytest.raises(locking.LockedError, match=f"pid {os.getpid()} on host .*"
                        f"{re.escape(os.path.join(directory, locking.LOCK_FILENAME))}"):
       run(data_dir, "locked", **dict(TINY, num_train_steps=2))
-  assert os.listdir(directory) == []
+    assert os.listdir(directory) == [locking.LOCK_FILENAME]  # the refused run wrote nothing
+  assert not os.path.exists(directory)  # the lock removes the empty dir it made

@@ -113,7 +113,7 @@ def test_hparams_without_saved_config(data_dir, capsys, tmp_path):
   assert code == 0
   code, _, err = _run(capsys, "--data-dir", root, "--model-name", "bare_electra", "--hparams",
                       json.dumps({**json.loads(hparams), **ELECTRIC}), "--input", source,
-                      "--output", tmp_path / "o.jsonl")
+                      "--output", tmp_path / "o2.jsonl")
   assert code == 1
   assert "holds an ELECTRA model, but the hparams build an Electric model" in err
 
@@ -195,9 +195,10 @@ def test_rerank_function_wer_by_hand():
 
 # ----------------------------------------------------------------------------- errors
 
-def _error(capsys, *argv):
-  code, _, err = _run(capsys, *argv)
-  assert code == 1
+def _error(capsys, *argv, code=1):
+  """The error line of a failed run (exit code `code`: 1 data, 2 flags)."""
+  got, _, err = _run(capsys, *argv)
+  assert got == code, err
   last = err.strip().splitlines()[-1]
   assert last.startswith("error: ")  # one error line after the log lines
   return last
@@ -217,7 +218,9 @@ def test_cli_errors(data_dir, capsys, tmp_path):
   os.makedirs(root / "models" / "empty", exist_ok=True)
   assert "No checkpoint in directory" in _error(capsys, *base, "--model-name", "empty")
   assert "--lm-weight only applies with --rerank" in _error(
-      capsys, *base, "--model-name", "elec", "--lm-weight", 2)
+      capsys, *base, "--model-name", "elec", "--lm-weight", 2, code=2)
+  assert "--batch-size must be >= 1" in _error(
+      capsys, *base, "--model-name", "elec", "--batch-size", 0, code=2)
   assert "more than max_seq_length - 2 = 3" in _error(
       capsys, *base, "--model-name", "elec", "--max-seq-length", 5)
   assert "Unknown hparam learning_rat" in _error(
@@ -263,11 +266,71 @@ def test_output_may_not_be_the_input(data_dir, capsys, tmp_path):
   for output in (texts, tmp_path / "link.txt", tmp_path / "hard.txt",
                  tmp_path / "sub" / ".." / "in.txt"):
     err = _error(capsys, "--data-dir", root, "--model-name", "elec", "--input", texts,
-                 "--output", output)
+                 "--output", output, "--overwrite", code=2)
     assert f"--output {output} is the --input file {texts} (same file)" in err, err
   # And the other way round: --input through the link, --output the file itself.
   err = _error(capsys, "--data-dir", root, "--model-name", "elec", "--input",
-               tmp_path / "link.txt", "--output", texts)
+               tmp_path / "link.txt", "--output", texts, code=2)
   assert "is the --input file" in err
   assert texts.read_bytes() == before and os.path.islink(tmp_path / "link.txt")
   assert sorted(os.listdir(tmp_path)) == ["hard.txt", "in.txt", "link.txt", "sub"]
+
+
+def test_existing_output_needs_overwrite(data_dir, capsys, tmp_path):
+  root, _ = data_dir
+  texts = tmp_path / "in.txt"
+  texts.write_text("Call me Ishmael.\n", encoding="utf-8")
+  out = tmp_path / "scores.jsonl"
+  out.write_text("keep me\n", encoding="utf-8")
+  base = ["--data-dir", root, "--model-name", "elec", "--input", texts, "--output", out]
+  err = _error(capsys, *base, code=2)
+  assert err == (f"error: --output {out} already exists; pass --overwrite to replace it, or "
+                 "choose another --output.")
+  assert out.read_text(encoding="utf-8") == "keep me\n"
+  assert _run(capsys, *base, "--overwrite")[0] == 0
+  assert _read_jsonl(out)[0]["text"] == "Call me Ishmael."
+  assert sorted(os.listdir(tmp_path)) == ["in.txt", "scores.jsonl"]  # no temporary file left
+
+
+def test_output_in_a_model_directory_is_refused_even_with_overwrite(data_dir, capsys, tmp_path):
+  """Writing `<data-dir>/models/<name>/checkpoint` would make the model unloadable."""
+  root, _ = data_dir
+  texts = tmp_path / "in.txt"
+  texts.write_text("Call me Ishmael.\n", encoding="utf-8")
+  model_dir = root / "models" / "elec"
+  before = {name: (model_dir / name).read_bytes() for name in os.listdir(model_dir)
+            if os.path.isfile(model_dir / name)}
+  released = tmp_path / "released"
+  released.mkdir()
+  for output, what, extra in (
+      (model_dir / "checkpoint", f"is inside the model directory {model_dir}", []),
+      (root / "models" / "scores.jsonl", "is inside the models directory", []),
+      (released / "scores.jsonl", "is inside the --checkpoint directory",
+       ["--checkpoint", released / "model.ckpt-3"])):
+    err = _error(capsys, "--data-dir", root, "--model-name", "elec", "--input", texts,
+                 "--output", output, "--overwrite", *extra, code=2)
+    assert err.startswith(f"error: --output {output} {what}"), err
+  assert {name: (model_dir / name).read_bytes() for name in before} == before
+  assert not os.path.exists(root / "models" / "scores.jsonl")
+
+
+def test_input_that_is_not_a_regular_file(data_dir, capsys, tmp_path):
+  """A directory or a FIFO as --input is named as such (a FIFO is never opened)."""
+  root, _ = data_dir
+  os.mkfifo(tmp_path / "fifo.txt")
+  for source, what in ((tmp_path, "is a directory"),
+                       (tmp_path / "fifo.txt", "is not a regular file (a FIFO)"),
+                       (tmp_path / "nope.txt", "does not exist")):
+    err = _error(capsys, "--data-dir", root, "--model-name", "elec", "--input", source,
+                 "--output", tmp_path / "out.jsonl")
+    assert err == f"error: --input {source} {what}.", err
+
+
+def test_missing_hparams_file_is_a_flag_error(data_dir, capsys, tmp_path):
+  root, _ = data_dir
+  texts = tmp_path / "in.txt"
+  texts.write_text("Call me Ishmael.\n", encoding="utf-8")
+  err = _error(capsys, "--data-dir", root, "--model-name", "elec", "--input", texts,
+               "--output", tmp_path / "out.jsonl", "--hparams", tmp_path / "nope.json", code=2)
+  assert f"--hparams file {tmp_path / 'nope.json'} does not exist" in err
+

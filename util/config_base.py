@@ -20,9 +20,9 @@ import json
 import logging
 import numbers
 import os
-from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from util import utils
+from util import cli, paths, utils
 
 logger = logging.getLogger("electra")
 
@@ -37,16 +37,30 @@ MODEL_SIZE_CHOICES = ("small", "base", "large")
 # --hparams parsing (spec: cli.md §3 flags, hparams.md §0 step 1)
 # ----------------------------------------------------------------------------
 
+class HparamsFileError(cli.UsageError, FileNotFoundError):
+  """A `--hparams` path that does not exist: a flag mistake (exit 2), still a FileNotFoundError."""
+
+
 def _read_text(path: str) -> str:
-  """Reads a local file, or a remote one (`gs://...`) through the TF file API."""
+  """Reads a local file, or a remote one (`gs://...`) through the TF file API.
+
+  Raises:
+    HparamsFileError: no such file.
+    cli.UsageError: a directory, FIFO or other non-regular file (never opened).
+  """
   if "://" in path:
     import tensorflow as tf  # Lazy: configs stay importable without loading TF.
     if not tf.io.gfile.exists(path):
-      raise FileNotFoundError(_missing_file_message(path))
+      raise HparamsFileError(_missing_file_message(path))
+    if tf.io.gfile.isdir(path):
+      raise cli.UsageError(f"--hparams file {path} is a directory; pass a .json file.")
     with tf.io.gfile.GFile(path, "r") as f:
       return f.read()
-  if not os.path.isfile(path):
-    raise FileNotFoundError(_missing_file_message(path))
+  problem = paths.file_problem(path)
+  if problem == paths.MISSING:
+    raise HparamsFileError(_missing_file_message(path))
+  if problem:
+    raise cli.UsageError(f"--hparams file {path} {problem}; pass a .json file.")
   with open(path, encoding="utf-8") as f:
     return f.read()
 
@@ -76,7 +90,9 @@ def parse_hparams(hparams: str) -> Dict[str, Any]:
     The decoded JSON object (a dict of hparam name -> value).
 
   Raises:
-    FileNotFoundError: the value ends with ".json" but no such file exists.
+    HparamsFileError: the value ends with ".json" but no such file exists (a
+      `cli.UsageError` and a `FileNotFoundError`).
+    cli.UsageError: the path is a directory or another non-regular file.
     ValueError: the text is not valid JSON (the message gives line, column
       and character offset) or does not hold a JSON object.
   """
@@ -96,6 +112,48 @@ def parse_hparams(hparams: str) -> Dict[str, Any]:
     raise ValueError(f"{source} must be a JSON object (name -> value), got a JSON "
                      f"{_json_type_name(parsed)}: {text.strip()[:80]}")
   return parsed
+
+
+def hparams_help(make_config: Callable[..., "HParamsConfig"],
+                 hparams: Sequence[Tuple[str, str]],
+                 presets: Sequence[Tuple[str, Mapping[str, Any]]] = ()) -> List[str]:
+  """`--help` lines for the most used hparams, each default read from the config class.
+
+  Args:
+    make_config: builds a config from hparam overrides, e.g.
+      `functools.partial(PretrainingConfig, "<model-name>", "<data-dir>")`.
+    hparams: (name, description) pairs, in the order listed.
+    presets: (label, overrides) pairs; where the overrides change a default
+      they do not set themselves, the line adds "label: value" (once per value).
+
+  Returns:
+    One line per hparam: `  <name>  <default as JSON>  <description> [<presets>]`.
+  """
+  base = make_config()
+  variants = [(label, make_config(**overrides), overrides) for label, overrides in presets]
+  width = max(len(name) for name, _ in hparams)
+  lines = []
+  for name, description in hparams:
+    default = _help_value(getattr(base, name))
+    changes: Dict[str, str] = {}  # value -> "label: value", the first label wins
+    for label, config, overrides in variants:
+      value = _help_value(getattr(config, name))
+      if name not in overrides and value != default:
+        changes.setdefault(value, f"{label}: {value}")
+    suffix = f" [{'; '.join(changes.values())}]" if changes else ""
+    if len(default) > _HELP_VALUE_WIDTH:  # A long default gets a line of its own.
+      lines.append(f"  {name:<{width}}  {default}")
+      default = ""
+    lines.append(f"  {name if default else '':<{width}}  {default:<{_HELP_VALUE_WIDTH}} "
+                 f"{description}{suffix}")
+  return lines
+
+
+_HELP_VALUE_WIDTH = 9
+
+
+def _help_value(value: Any) -> str:
+  return json.dumps(_to_jsonable(value))
 
 
 # ----------------------------------------------------------------------------
@@ -311,6 +369,7 @@ class HParamsConfig:
       "distribution_strategy": one_of(*DISTRIBUTION_STRATEGY_CHOICES),
       "grad_accumulation_steps": at_least(1),
       "worker_startup_timeout_s": at_least(1),
+      "collective_timeout_s": at_least(1),
       "model_size": one_of(*MODEL_SIZE_CHOICES),
       "num_tpu_cores": at_least(1),
   }
@@ -343,6 +402,9 @@ class HParamsConfig:
     self.distribution_strategy = "auto"
     # multi_worker: seconds to wait for every worker to connect before giving up.
     self.worker_startup_timeout_s = 600
+    # multi_worker: seconds a collective (e.g. the gradient all-reduce) may wait for the
+    # other workers; a worker that died ends the run after about this long.
+    self.collective_timeout_s = 300
 
   def _freeze_hparams(self) -> None:
     """Records every public attribute set so far as an overridable hparam, with its type."""

@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import socket
-from typing import Iterator, Optional
+from typing import Iterator, List, Optional
 
 from util import cli
 
@@ -95,14 +95,43 @@ def exclusive_lock(path: str, what: str) -> Iterator[None]:
     logger.debug("Not locking %s: locks are only taken on local filesystems.", path)
     yield
     return
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fd = _acquire(path, what)
+  created = _make_parents(os.path.dirname(os.path.abspath(path)))
+  try:
+    fd = _acquire(path, what)
+  except BaseException:
+    _remove_if_empty(created)
+    raise
   try:
     yield
   finally:
     with contextlib.suppress(OSError):
       os.remove(path)  # while still holding the flock: nobody sees a half-released lock
     os.close(fd)
+    _remove_if_empty(created)  # a run that failed before writing leaves no trace
+
+
+def _make_parents(directory: str) -> List[str]:
+  """Creates `directory` and its missing parents; returns those created, deepest first."""
+  missing = []
+  while not os.path.isdir(directory):
+    missing.append(directory)
+    parent = os.path.dirname(directory)
+    if parent == directory:
+      break
+    directory = parent
+  for path in reversed(missing):
+    with contextlib.suppress(FileExistsError):
+      os.mkdir(path)
+  return missing
+
+
+def _remove_if_empty(directories: List[str]) -> None:
+  """Removes the directories (deepest first) that are still empty."""
+  for directory in directories:
+    try:
+      os.rmdir(directory)
+    except OSError:  # not empty (the run wrote there), or gone
+      return
 
 
 def _acquire(path: str, what: str) -> int:

@@ -3,12 +3,14 @@
 Every script that writes (or deletes and re-creates) an output directory or
 file checks it here first, so that a mistyped `--output-dir` (the model dir,
 the corpus, the input file) is refused with one clear line instead of
-destroying the user's data.
+destroying the user's data. `file_problem` says what a path that should be a
+regular file is instead, without opening it (a FIFO would block).
 """
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Tuple, Type
+import stat
+from typing import List, Optional, Sequence, Tuple, Type
 
 from util import cli
 
@@ -74,6 +76,32 @@ def same_file(path: str, other: str) -> bool:
     return False
 
 
+MISSING = "does not exist"
+_FILE_TYPES = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def file_problem(path: str) -> Optional[str]:
+  """What a local path that should be a regular file is instead, or None if it is one.
+
+  Links are followed; nothing is opened (opening a FIFO would block).
+
+  Returns:
+    None (a regular file), `MISSING` ("does not exist"), "is a directory" or
+    "is not a regular file (a FIFO)" (socket, character or block device).
+  """
+  try:
+    mode = os.stat(path).st_mode
+  except (FileNotFoundError, NotADirectoryError):
+    return MISSING
+  if stat.S_ISREG(mode):
+    return None
+  if stat.S_ISDIR(mode):
+    return "is a directory"
+  kind = next((name for test, name in _FILE_TYPES if test(mode)), "a special file")
+  return f"is not a regular file ({kind})"
+
+
 def check_export_dir(output_dir: str, data_dir: str, model_name: str,
                      checkpoint: Optional[str] = None) -> None:
   """Refuses an export `--output-dir` that would overlap a model's files.
@@ -88,11 +116,48 @@ def check_export_dir(output_dir: str, data_dir: str, model_name: str,
   models_dir = os.path.join(data_dir, "models")
   hint = (f"Export outside {models_dir} and the checkpoint's directory, e.g. to "
           f"{os.path.join(data_dir, 'exports', model_name)}.")
-  check_output_apart(output_dir, "--output-dir",
-                     [(os.path.join(models_dir, model_name), "the model directory"),
-                      (models_dir, "the models directory")], hint=hint)
+  check_output_apart(output_dir, "--output-dir", model_dirs(data_dir, model_name), hint=hint)
   if checkpoint and not _is_remote(checkpoint):
     directory = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
     check_output_apart(output_dir, "--output-dir",
                        [(directory or os.curdir, "the checkpoint directory")], hint=hint,
                        inside=False)
+
+
+def model_dirs(data_dir: str, model_name: str) -> List[Tuple[str, str]]:
+  """(path, what it is) of the model dir and `<data-dir>/models`, for `check_output_apart`."""
+  models_dir = os.path.join(data_dir, "models")
+  return [(os.path.join(models_dir, model_name), "the model directory"),
+          (models_dir, "the models directory")]
+
+
+def check_output_file(output: str, flag: str, protected: Sequence[Tuple[str, str]],
+                      overwrite: bool) -> None:
+  """Refuses an output file that could destroy something, before anything is computed.
+
+  Refused even with `overwrite`: a path that is, contains or lies inside a
+  protected directory (a model's files, e.g. its `checkpoint`), and an
+  existing path that is not a regular file (a directory, a FIFO). An existing
+  regular file is refused unless `overwrite`. Remote paths are only compared.
+
+  Args:
+    output: the output file.
+    flag: how the user named it, e.g. "--output".
+    protected: (directory, what it is) pairs, e.g. from `model_dirs`.
+    overwrite: whether the user passed `--overwrite`.
+
+  Raises:
+    cli.UsageError: one line naming the path and what to do instead.
+  """
+  check_output_apart(output, flag, protected)
+  if _is_remote(output):
+    return
+  problem = file_problem(output)
+  if problem == MISSING:
+    return
+  if problem:
+    raise cli.UsageError(f"{flag} {output} {problem}; name a file to write. "
+                         f"Choose another {flag}.")
+  if not overwrite:
+    raise cli.UsageError(f"{flag} {output} already exists; pass --overwrite to replace it, "
+                         f"or choose another {flag}.")

@@ -29,12 +29,15 @@ Beyond the original:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import logging
 import os
 import random
+import re
 import signal
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -71,18 +74,22 @@ def compute_dtype(mixed_precision: str) -> tf.DType:
 def make_strategy(name: str = "auto", tpu_name: Optional[str] = None,
                   tpu_zone: Optional[str] = None,
                   gcp_project: Optional[str] = None,
-                  worker_startup_timeout_s: int = 600) -> Optional[tf.distribute.Strategy]:
+                  worker_startup_timeout_s: int = 600,
+                  collective_timeout_s: int = 300) -> Optional[tf.distribute.Strategy]:
   """The `distribution_strategy` hparam as a strategy (None: one device, no scope).
 
   `auto` uses one device unless several GPUs are visible, then `mirrored`;
   `mirrored` uses every visible GPU, or every logical CPU device on a host
-  without GPUs; `multi_worker` reads the cluster from `TF_CONFIG` and waits at
-  most `worker_startup_timeout_s` for every worker to connect; `tpu` needs
-  `tpu_name`.
+  without GPUs; `multi_worker` reads the cluster from `TF_CONFIG`, waits at
+  most `worker_startup_timeout_s` for every worker to connect, and lets each
+  collective wait at most `collective_timeout_s` for the other workers; `tpu`
+  needs `tpu_name`. Call it before anything starts the TensorFlow runtime.
 
   Raises:
     ValueError: an unknown name, or "tpu" without `tpu_name`.
+    cli.UsageError: multi_worker: TF_CONFIG is invalid (names the problem).
     TimeoutError: multi_worker: not every worker connected in time.
+    OSError: multi_worker: this worker's port is taken.
   """
   if name not in STRATEGIES:
     raise ValueError(f"hparam distribution_strategy must be one of {list(STRATEGIES)}; "
@@ -97,7 +104,7 @@ def make_strategy(name: str = "auto", tpu_name: Optional[str] = None,
     # No GPU: mirror over the logical CPUs (one unless the script split the CPU).
     return tf.distribute.MirroredStrategy([d.name for d in tf.config.list_logical_devices("CPU")])
   if name == "multi_worker":
-    return _multi_worker_strategy(worker_startup_timeout_s)
+    return _multi_worker_strategy(worker_startup_timeout_s, collective_timeout_s)
   if not tpu_name:
     raise ValueError('distribution_strategy "tpu" needs the tpu_name hparam.')
   resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
@@ -107,26 +114,159 @@ def make_strategy(name: str = "auto", tpu_name: Optional[str] = None,
   return tf.distribute.TPUStrategy(resolver)
 
 
-def _multi_worker_strategy(timeout_s: int) -> tf.distribute.Strategy:
+def _multi_worker_strategy(timeout_s: int, collective_timeout_s: int) -> tf.distribute.Strategy:
   """MultiWorkerMirroredStrategy, created once every worker of TF_CONFIG is up.
 
   TensorFlow waits for the other workers inside one C++ call that holds the
   GIL: no Python runs, not even signal handlers, and SIGTERM is swallowed by
   its preemption notifier. So the waiting happens here first, in Python
   (`util.workers.wait_for_workers`): logged, interruptible, bounded by `timeout_s`.
+  Every collective (gradient all-reduce, metric reduction) then gives up after
+  `collective_timeout_s` (DeadlineExceededError); a worker that dies is noticed
+  sooner, by a refused connection or TensorFlow's missed-heartbeat check
+  (UnavailableError). `report_lost_workers` turns both into one error.
+
+  It must be called before anything starts the TensorFlow runtime (tf.data,
+  an eager op, listing devices): TensorFlow configures the collective ops
+  only at program start-up.
+
+  Raises:
+    cli.UsageError: TF_CONFIG is not valid JSON, is malformed, or does not
+      put this task in a "worker" (or "chief") job.
+    TimeoutError: not every worker connected within `timeout_s`.
+    OSError: this worker's port is taken (before or after the wait).
   """
-  resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+  resolver, addresses = _tf_config_cluster()
   cluster = resolver.cluster_spec()
-  jobs = [job for job in ("chief", "worker") if job in cluster.jobs]
-  if not jobs or resolver.task_type not in jobs:
-    raise ValueError('distribution_strategy "multi_worker" needs TF_CONFIG with a "worker" '
-                     '(or "chief") cluster and this task in it; see the TensorFlow '
-                     "multi-worker guide.")
-  addresses = [address for job in jobs for address in cluster.job_tasks(job)]
   own = cluster.task_address(resolver.task_type, resolver.task_id)
   workers.wait_for_workers(own, [a for a in addresses if a != own], timeout_s,
-                   f"{resolver.task_type} {resolver.task_id}")
-  return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+                           f"{resolver.task_type} {resolver.task_id}")
+  options = tf.distribute.experimental.CommunicationOptions(
+      timeout_seconds=collective_timeout_s)
+  try:
+    return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver,
+                                                     communication_options=options)
+  except tf.errors.OpError as e:  # e.g. the port was taken since the wait
+    raise OSError(f"Could not start this worker's TensorFlow server at {own} ({e.message}); "
+                  "is another process using the port?") from None
+
+
+_TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                      '"task": {"type": "worker", "index": 0}}')
+
+
+def _tf_config_cluster() -> Tuple[tf.distribute.cluster_resolver.ClusterResolver, List[str]]:
+  """TensorFlow's TF_CONFIG resolver and every worker's address, checked.
+
+  Raises:
+    cli.UsageError: naming what is wrong with TF_CONFIG.
+  """
+  try:
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    cluster = resolver.cluster_spec()
+    me = (resolver.task_type, resolver.task_id)
+  except json.JSONDecodeError as e:
+    raise cli.UsageError(f"TF_CONFIG is not valid JSON ({e}); set it to e.g. "
+                         f"{_TF_CONFIG_EXAMPLE}") from None
+  except (TypeError, ValueError, KeyError, AttributeError) as e:
+    raise cli.UsageError(f"TF_CONFIG is malformed ({e}); set it to e.g. "
+                         f"{_TF_CONFIG_EXAMPLE}") from None
+  jobs = [job for job in ("chief", "worker") if job in cluster.jobs]
+  if not jobs or me[0] not in jobs:
+    raise cli.UsageError(
+        'distribution_strategy "multi_worker" needs TF_CONFIG with a "worker" (or "chief") '
+        f'cluster and this task in it, e.g. {_TF_CONFIG_EXAMPLE}')
+  tasks = [(job, index) for job in jobs for index in cluster.task_indices(job)]
+  if me not in tasks:
+    raise cli.UsageError(f"TF_CONFIG's task {me[0]} {me[1]} is not in "
+                         f"its cluster ({', '.join(f'{j} {i}' for j, i in tasks)}).")
+  addresses = [cluster.task_address(job, index) for job, index in tasks]
+  for (job, index), address in zip(tasks, addresses):
+    if not re.fullmatch(r"\S+:\d+", address or ""):
+      raise cli.UsageError(f"TF_CONFIG gives {job} {index} the address {address!r}; "
+                           "expected host:port.")
+  if len(set(addresses)) < len(addresses):
+    twice = sorted({a for a in addresses if addresses.count(a) > 1})
+    raise cli.UsageError(f"TF_CONFIG lists {', '.join(twice)} for more than one task; give "
+                         "every worker its own host:port.")
+  return resolver, addresses
+
+
+def is_multi_worker(strategy: Optional[tf.distribute.Strategy]) -> bool:
+  """Whether `strategy` spans several worker processes."""
+  if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return False
+  cluster = strategy.cluster_resolver.cluster_spec()
+  return sum(cluster.num_tasks(job) for job in ("chief", "worker") if job in cluster.jobs) > 1
+
+
+class WorkerLostError(cli.DataError):
+  """Another worker of a multi_worker run died or stopped answering (exit 1)."""
+
+
+# What a collective raises once another worker died (refused connection,
+# missed heartbeats) or did not answer within collective_timeout_s.
+_LOST_WORKER_ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                       tf.errors.AbortedError, tf.errors.CancelledError)
+
+
+@contextlib.contextmanager
+def report_lost_workers(strategy: Optional[tf.distribute.Strategy],
+                        model_dir: Optional[str] = None) -> Iterator[None]:
+  """Turns a multi-worker collective's failure into one `WorkerLostError`.
+
+  The error names the worker(s) lost (TF_CONFIG address) and the last
+  checkpoint in `model_dir` (the chief's), from which a restart of every
+  worker resumes. Other strategies pass every error through.
+
+  Args:
+    strategy: the run's strategy.
+    model_dir: where the chief writes checkpoints (None: not known here).
+  """
+  if not is_multi_worker(strategy):
+    yield
+    return
+  try:
+    yield
+  except _LOST_WORKER_ERRORS as e:
+    raise WorkerLostError(lost_worker_message(strategy, e, model_dir)) from e
+
+
+def lost_worker_message(strategy: tf.distribute.Strategy, error: tf.errors.OpError,
+                        model_dir: Optional[str]) -> str:
+  """The one-line report of a worker that died or stopped answering."""
+  resolver = strategy.cluster_resolver
+  cluster = resolver.cluster_spec()
+  lost = _lost_workers(cluster, (resolver.task_type, resolver.task_id), error.message or "")
+  names = " or ".join(f"{job} {index} ({cluster.task_address(job, index)})"
+                      for job, index in lost)
+  how = ("did not answer within collective_timeout_s (it hangs or is far behind)"
+         if isinstance(error, tf.errors.DeadlineExceededError)
+         else "is unreachable (it died, hangs or lost its connection)")
+  checkpoint = checkpointing.latest_checkpoint(model_dir) if model_dir else None
+  if checkpoint:
+    resume = f"The last checkpoint is {checkpoint}; restart every worker to resume from it"
+  elif model_dir:
+    resume = (f"{model_dir} has no checkpoint yet (the chief writes them); restart every "
+              "worker to start over")
+  else:
+    resume = "Restart every worker to resume from the last checkpoint"
+  return (f"{names} {how}, so {resolver.task_type} {resolver.task_id} stops too. {resume} "
+          "(same TF_CONFIG addresses and hparams).")
+
+
+def _lost_workers(cluster: tf.train.ClusterSpec, me: Tuple[str, int],
+                  message: str) -> List[Tuple[str, int]]:
+  """The other tasks that TensorFlow's error message names (all others if none)."""
+  others = [(job, index) for job in ("chief", "worker") if job in cluster.jobs
+            for index in cluster.task_indices(job) if (job, index) != me]
+  named = {(job, int(index)) for job, index in
+           re.findall(r"/job:(\w+)/(?:replica:\d+/)?task:(\d+)", message)}
+  ports = {a or b for a, b in re.findall(r"ipv4:[\d.]+:(\d+)|ipv6:\[[^\]]*\]:(\d+)", message)}
+  lost = [task for task in others if task in named]
+  lost = lost or [task for task in others
+                  if cluster.task_address(*task).rsplit(":", 1)[-1] in ports]
+  return lost or others
 
 
 def strategy_scope(strategy: Optional[tf.distribute.Strategy]):
@@ -297,8 +437,17 @@ class Trainer:
       ValueError: the checkpoint does not match the model (names, shapes).
       checkpointing.CorruptCheckpointError: no listed checkpoint is intact.
     """
+    rebuilt = (checkpointing.rebuild_state_file(self.settings.model_dir) if self.is_chief
+               else None)
     report = checkpointing.restore_latest_intact(self.settings.model_dir, self._resume_from)
     if report is not None:
+      if rebuilt is not None:
+        problem, listed = rebuilt
+        logger.warning(
+            "WARNING: resuming from %s: the checkpoint state file %s was %s, so it was rebuilt "
+            "from the %d checkpoints on disk (%s).", report.path,
+            os.path.join(self.settings.model_dir, checkpointing.STATE_FILENAME), problem,
+            len(listed), ", ".join(os.path.basename(p) for p in listed))
       self._pending_restore = report.path
       logger.info("Resuming from %s (global step %d)", report.path,
                   int(self.global_step.numpy()))
@@ -480,19 +629,45 @@ class Trainer:
       FloatingPointError: the loss became NaN or infinite.
       util.cli.DataError: the dataset ran out of batches.
       TrainingStopped: a signal stopped the run (after a checkpoint).
+      WorkerLostError: multi_worker: another worker died or stopped answering.
+      util.cli.DataError: multi_worker: the workers resumed from different steps.
     """
     settings = self.settings
     iterator = iter(dataset)
     self._restore_trainer_state(iterator)
     step = int(self.global_step.numpy())
+    with report_lost_workers(self.strategy, settings.model_dir):
+      self._check_every_worker_is_at(step)
     if step >= settings.num_train_steps:
       logger.info("Nothing to train: global step %d has reached num_train_steps %d.",
                   step, settings.num_train_steps)
       return {}
     if on_start is not None:
       on_start()
-    with _StopOnSignal() as stop:
+    with _StopOnSignal() as stop, report_lost_workers(self.strategy, settings.model_dir):
       return self._train_loop_with_saves(iterator, summary_dir, log_every, stop)
+
+  def _check_every_worker_is_at(self, step: int) -> None:
+    """multi_worker: every worker resumed from the same checkpoint (one all-reduce).
+
+    Only the chief writes checkpoints; the others restore from its model dir,
+    which they must see at the same path (one machine or a shared filesystem).
+
+    Raises:
+      cli.DataError: the workers start from different global steps.
+    """
+    if not is_multi_worker(self.strategy):
+      return
+    local = self.strategy.run(lambda: tf.constant(step, tf.float64))
+    total = float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, local, axis=None))
+    if total != step * self.num_replicas:
+      resolver = self.strategy.cluster_resolver
+      raise cli.DataError(
+          f"The workers would start from different global steps ({resolver.task_type} "
+          f"{resolver.task_id} from {step}, the mean is {total / self.num_replicas:g}): only "
+          "the chief writes checkpoints, so every worker must find them in its model dir "
+          f"({self.settings.model_dir} here): run the workers on one machine, or put the "
+          "data dir on a shared filesystem at the same path.")
 
   def _train_loop_with_saves(self, iterator, summary_dir: Optional[str],
                              log_every: Optional[int], stop: "_StopOnSignal") -> Dict[str, float]:

@@ -18,6 +18,8 @@ import tempfile
 import threading
 from typing import Any, Callable, Dict, Iterable, Iterator
 
+from util import cli
+
 logger = logging.getLogger("electra")
 
 
@@ -56,6 +58,30 @@ def current_umask() -> int:
 def load_json(path: str) -> Any:
   with open(path, encoding="utf-8") as f:
     return json.load(f)
+
+
+def load_json_object(path: str, what: str = "JSON file") -> Dict[str, Any]:
+  """The JSON object (dict) stored in `path`.
+
+  Args:
+    path: the file.
+    what: how to call it in the message, e.g. "Saved config".
+
+  Raises:
+    FileNotFoundError: no such file.
+    util.cli.DataError: not valid JSON (with line and column), or not an object.
+  """
+  try:
+    value = load_json(path)
+  except json.JSONDecodeError as e:
+    raise cli.DataError(f"{what} {path} is not valid JSON ({e.msg} at line {e.lineno} column "
+                        f"{e.colno}); fix or delete it.") from e
+  except UnicodeDecodeError as e:
+    raise cli.DataError(f"{what} {path} is not UTF-8 text ({e.reason}); fix or delete "
+                        "it.") from e
+  if not isinstance(value, dict):
+    raise cli.DataError(f"{what} {path} must hold a JSON object; fix or delete it.")
+  return value
 
 
 def write_json(obj: Any, path: str, indent: int | None = 2) -> None:

@@ -8,10 +8,12 @@ Differences from the original (all raise or log instead of silently
 misbehaving; results on well-formed data are identical):
   * Only rows with too few columns are "malformed": each is logged (with
     its 1-based line number in the file, header included) and skipped, and a
-    count is logged per file. A label that is not in the label list (or, for
-    regression, not a number in [min, max]) and a line that is not UTF-8 raise
-    `util.cli.DataError` naming file, line and value (the original raised
-    KeyError / failed an assert during featurization).
+    count is logged per file. A custom task's declared column that none of
+    the first data rows has raises one `DataError` naming the key instead.
+    A label that is not in the label list (or, for regression, not a number
+    in [min, max]) and a line that is not UTF-8 raise `util.cli.DataError`
+    naming file, line and value (the original raised KeyError / failed an
+    assert during featurization).
   * A missing data file raises FileNotFoundError naming the expected path
     (`finetune.input_files`, shared by every task type).
   * Regression targets are `(label - min) / (max - min)`; the original divides
@@ -22,6 +24,7 @@ from __future__ import annotations
 import abc
 import csv
 import dataclasses
+import itertools
 import logging
 import os
 from typing import Dict, List, Optional, Sequence
@@ -568,13 +571,20 @@ GLUE_TASKS = {"cola": CoLA, "mrpc": MRPC, "mnli": MNLI, "sst": SST, "rte": RTE,
 # === Custom TSV tasks declared in the `task_configs` hparam ===
 
 
+# Rows (after the header, blank ones left out) a declared column is checked against.
+COLUMN_CHECK_ROWS = 5
+TEST_COLUMN_KEYS = ("test_text_a_column", "test_text_b_column")
+
+
 class _CustomTsvMixin:
   """Reads splits from configured files with one `TsvFormat` (test may differ)."""
 
-  def _init_custom(self, files: Dict[str, str], fmt: TsvFormat, test_fmt: TsvFormat):
+  def _init_custom(self, files: Dict[str, str], fmt: TsvFormat, test_fmt: TsvFormat,
+                   test_column_keys: Sequence[str] = TEST_COLUMN_KEYS):
     self._files = dict(files)
     self._fmt = fmt
     self._test_fmt = test_fmt
+    self._test_column_keys = tuple(test_column_keys)
 
   def get_data_file(self, split: str) -> str:
     if split not in self._files:
@@ -595,7 +605,37 @@ class _CustomTsvMixin:
 
   def _create_examples(self, lines, split, path):
     fmt = self._test_fmt if "test" in split else self._fmt
+    self._check_columns(lines, fmt, "test" in split, path)
     return self._load_glue(lines, split, path, fmt)
+
+  def _check_columns(self, lines: List[List[str]], fmt: TsvFormat, is_test: bool,
+                     path: str) -> None:
+    """Refuses a declared column that none of the first data rows has.
+
+    A few short rows are malformed rows (logged and skipped by `_load_glue`);
+    a column missing from every one of the first `COLUMN_CHECK_ROWS` non-blank
+    rows is a wrong declaration, reported once instead of once per row.
+
+    Raises:
+      DataError: naming the file, the first data line, the key, its value and
+        the line's number of columns.
+    """
+    start = 1 if fmt.header else 0
+    rows = list(itertools.islice(((number, row) for number, row in enumerate(lines, 1)
+                                  if number > start and any(f.strip() for f in row)),
+                                 COLUMN_CHECK_ROWS))
+    text_keys = self._test_column_keys if is_test else ("text_a_column", "text_b_column")
+    columns = [(text_keys[0], fmt.text_a_column), (text_keys[1], fmt.text_b_column),
+               ("label_column", fmt.label_column)]
+    for key, column in columns:
+      if column is None or not rows or any(-len(row) <= column < len(row) for _, row in rows):
+        continue
+      line, row = rows[0]
+      n = len(row)
+      raise input_files.data_error(
+          path, line, f"task {self.name}: {key} is {column}, but this line has {n} "
+          f"column{'s' if n != 1 else ''} (0 to {n - 1}, or -{n} to -1 from the end); fix "
+          f"{key} in the task's task_configs entry (or the file).")
 
 
 class CustomClassificationTask(_CustomTsvMixin, ClassificationTask):
@@ -610,12 +650,14 @@ class CustomClassificationTask(_CustomTsvMixin, ClassificationTask):
     test_fmt: `TsvFormat` of the test file.
     label_list: list of str.
     metric: "accuracy", "mcc" or "f1".
+    test_column_keys: the task_configs keys the test columns came from (for errors).
   """
 
   def __init__(self, config, name: str, tokenizer, files: Dict[str, str], fmt: TsvFormat,
-               test_fmt: TsvFormat, label_list: Sequence[str], metric: str = "accuracy"):
+               test_fmt: TsvFormat, label_list: Sequence[str], metric: str = "accuracy",
+               test_column_keys: Sequence[str] = TEST_COLUMN_KEYS):
     super().__init__(config, name, tokenizer, label_list, metric)
-    self._init_custom(files, fmt, test_fmt)
+    self._init_custom(files, fmt, test_fmt, test_column_keys)
 
 
 class CustomRegressionTask(_CustomTsvMixin, RegressionTask):
@@ -630,9 +672,11 @@ class CustomRegressionTask(_CustomTsvMixin, RegressionTask):
     test_fmt: `TsvFormat` of the test file.
     min_value: float.
     max_value: float.
+    test_column_keys: the task_configs keys the test columns came from (for errors).
   """
 
   def __init__(self, config, name: str, tokenizer, files: Dict[str, str], fmt: TsvFormat,
-               test_fmt: TsvFormat, min_value: float, max_value: float):
+               test_fmt: TsvFormat, min_value: float, max_value: float,
+               test_column_keys: Sequence[str] = TEST_COLUMN_KEYS):
     super().__init__(config, name, tokenizer, min_value, max_value)
-    self._init_custom(files, fmt, test_fmt)
+    self._init_custom(files, fmt, test_fmt, test_column_keys)

@@ -591,7 +591,9 @@ def test_disk_full_during_a_save_leaves_no_temporary_files(tmp_path):
   previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
   resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, hard))
   try:
-    with pytest.raises(tf.errors.OpError, match="File too large"):
+    with pytest.raises(checkpointing.CheckpointSaveError,
+                       match="A file size limit .* while saving step 2; the previous checkpoint "
+                       r"\(model.ckpt-1, step 1\) is intact"):
       checkpointing.save_checkpoint(model_dir, 2, variables, extra_state={"big": big_state})
   finally:
     resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
@@ -654,3 +656,100 @@ def test_resume_falls_back_to_the_previous_intact_checkpoint_loudly(tmp_path, ca
   with pytest.raises(checkpointing.CorruptCheckpointError, match="No intact older checkpoint"):
     checkpointing.restore_latest_intact(
         model_dir, lambda p: checkpointing.restore_checkpoint(p, fresh))
+
+
+# ----------------------------------------------------------------------------
+# A lost state file, a full disk
+# ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("state_text", [None, "", "no proto here {"],
+                         ids=["deleted", "empty", "garbage"])
+def test_lost_state_file_is_rebuilt_from_the_bundles_on_disk(tmp_path, caplog, state_text):
+  model_dir = str(tmp_path)
+  variables = _model()
+  prefixes = [checkpointing.save_checkpoint(model_dir, step, variables) for step in (0, 5, 10)]
+  _tf1_save(model_dir, "electra_small", {"w": np.ones([2], np.float32)})  # not ours: not listed
+  state_file = os.path.join(model_dir, "checkpoint")
+  os.remove(state_file)
+  if state_text is not None:
+    with open(state_file, "w") as f:
+      f.write(state_text)
+  caplog.set_level(logging.WARNING, logger="electra")
+  # Readers use the bundles on disk (and say so once); nothing is written.
+  assert checkpointing.latest_checkpoint(model_dir) == prefixes[-1]
+  assert checkpointing.listed_checkpoints(model_dir) == prefixes[::-1]
+  assert checkpointing.resolve_checkpoint(model_dir) == prefixes[-1]
+  warnings = [r.getMessage() for r in caplog.records if "3 checkpoints lie in" in r.getMessage()]
+  assert len(warnings) == 1 and "newest model.ckpt-10" in warnings[0]
+  assert os.path.exists(state_file) == (state_text is not None)
+  # The trainer rebuilds it before resuming; then TF's own reader agrees.
+  problem, listed = checkpointing.rebuild_state_file(model_dir)
+  assert problem == {None: "missing", "": "empty"}.get(state_text,
+                                                       "not a valid checkpoint state file")
+  assert listed == prefixes
+  assert tf.train.latest_checkpoint(model_dir) == prefixes[-1]
+  assert _claimed_checkpoints(model_dir) == ["model.ckpt-0", "model.ckpt-5", "model.ckpt-10"]
+  assert checkpointing.rebuild_state_file(model_dir) is None  # a valid file is left alone
+
+
+def test_rebuild_leaves_a_dir_without_our_checkpoints_alone(tmp_path):
+  model_dir = str(tmp_path)
+  _tf1_save(model_dir, "electra_small", {"w": np.ones([2], np.float32)})
+  os.remove(os.path.join(model_dir, "checkpoint"))
+  assert checkpointing.rebuild_state_file(model_dir) is None
+  assert checkpointing.latest_checkpoint(model_dir) is None
+  assert not os.path.exists(os.path.join(model_dir, "checkpoint"))
+
+
+def _no_space_error(*args, **kwargs):
+  """What SaveV2 raises on a full disk (the text TensorFlow 2.21 gives for ENOSPC)."""
+  raise tf.errors.ResourceExhaustedError(
+      None, None, "{{function_node __wrapped__SaveV2_dtypes_1_device_/job:localhost/replica:0/"
+      "task:0/device:CPU:0}} /m/.tmp-model.ckpt-5-93c1.data-00000-of-00001.tempstate99; No "
+      "space left on device [Op:SaveV2]")
+
+
+def test_no_space_left_names_the_dir_the_step_and_the_intact_checkpoint(tmp_path, monkeypatch):
+  model_dir = str(tmp_path)
+  variables = _model()
+  checkpointing.save_checkpoint(model_dir, 3, variables)
+  before = _files(model_dir)
+  monkeypatch.setattr(tf.raw_ops, "SaveV2", _no_space_error)
+  with pytest.raises(checkpointing.CheckpointSaveError) as error:
+    checkpointing.save_checkpoint(model_dir, 5, variables)
+  assert str(error.value).startswith(
+      f"No space left on {model_dir} while saving step 5; the previous checkpoint "
+      "(model.ckpt-3, step 3) is intact")
+  assert "SaveV2" not in str(error.value) and "\n" not in str(error.value)
+  assert _files(model_dir) == before
+
+
+@pytest.fixture
+def tiny_filesystem(tmp_path):
+  """A 256 KiB tmpfs (needs root; skipped where mounting is not allowed)."""
+  import subprocess
+  mount_point = tmp_path / "small"
+  mount_point.mkdir()
+  mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",
+                            str(mount_point)], capture_output=True)
+  if mounted.returncode != 0:
+    pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+  yield str(mount_point)
+  subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_real_full_disk_keeps_the_previous_checkpoint(tiny_filesystem):
+  model_dir = os.path.join(tiny_filesystem, "model")
+  small = {"w": tf.Variable(tf.ones([1000]))}
+  first = checkpointing.save_checkpoint(model_dir, 1, small)
+  before = _files(model_dir)
+  big = {"w": tf.Variable(tf.ones([100_000]))}  # 400 KB: more than the filesystem holds
+  with pytest.raises(checkpointing.CheckpointSaveError,
+                     match=f"No space left on {model_dir} while saving step 2; the previous "
+                     r"checkpoint \(model.ckpt-1, step 1\) is intact"):
+    checkpointing.save_checkpoint(model_dir, 2, big)
+  assert _files(model_dir) == before
+  fresh = {"w": tf.Variable(tf.zeros([1000]))}
+  checkpointing.restore_checkpoint(model_dir, fresh)
+  np.testing.assert_array_equal(fresh["w"].numpy(), np.ones([1000], np.float32))
+  assert checkpointing.latest_checkpoint(model_dir) == first

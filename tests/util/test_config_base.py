@@ -1,9 +1,10 @@
 """The shared hparams mechanism: --hparams parsing, type rules, path templates."""
 import json
+import os
 
 import pytest
 
-from util import config_base
+from util import cli, config_base
 from util.config_base import HParamType, PathTemplate, infer_hparam_type, parse_hparams
 
 
@@ -21,8 +22,23 @@ def test_parse_json_file(tmp_path):
 
 def test_missing_json_file_names_it(tmp_path):
   missing = str(tmp_path / "nope.json")
-  with pytest.raises(FileNotFoundError, match=f"--hparams file {missing} does not exist"):
+  with pytest.raises(FileNotFoundError, match=f"--hparams file {missing} does not exist") as e:
     parse_hparams(missing)
+  assert isinstance(e.value, cli.UsageError)  # a flag mistake: exit 2
+  assert cli.exit_code(e.value) == cli.USAGE_EXIT
+
+
+def test_json_path_that_is_a_directory_or_fifo_says_what_it_is(tmp_path):
+  """Checked before opening: opening a FIFO would block (the test would hang)."""
+  folder = tmp_path / "conf.json"
+  folder.mkdir()
+  with pytest.raises(cli.UsageError, match=f"--hparams file {folder} is a directory"):
+    parse_hparams(str(folder))
+  fifo = str(tmp_path / "fifo.json")
+  os.mkfifo(fifo)
+  with pytest.raises(cli.UsageError,
+                     match=f"--hparams file {fifo} is not a regular file \\(a FIFO\\)"):
+    parse_hparams(fifo)
 
 
 def test_malformed_json_reports_position(tmp_path):

@@ -76,3 +76,19 @@ def test_lock_of_another_host_is_refused_with_how_to_proceed(tmp_path):
     with locking.exclusive_lock(path, "model dir m"):
       pass
   assert os.path.exists(path)
+
+
+def test_directories_the_lock_made_go_when_left_empty(tmp_path):
+  """A run refused (or failed) before writing leaves no folder behind; one that wrote keeps it."""
+  path = str(tmp_path / "models" / "m" / "finetuning_models" / "rte_model.lock")
+  with locking.exclusive_lock(path, "fine-tuning m"):
+    assert os.path.isfile(path)
+  assert os.listdir(tmp_path) == []
+  with locking.exclusive_lock(path, "fine-tuning m"):
+    os.mkdir(str(tmp_path / "models" / "m" / "finetuning_models" / "rte_model_1"))
+  assert os.listdir(tmp_path / "models" / "m" / "finetuning_models") == ["rte_model_1"]
+  existing = tmp_path / "mine"
+  existing.mkdir()
+  with locking.exclusive_lock(str(existing / locking.LOCK_FILENAME), "model dir mine"):
+    pass
+  assert existing.is_dir()  # not made by the lock: kept

@@ -64,3 +64,44 @@ def test_check_export_dir(tmp_path):
     # Next to (or, as a new sub-directory, inside) a released checkpoint is fine.
     paths.check_export_dir(str(released.parent / "export"), data, "m", checkpoint)
     paths.check_export_dir(str(released / "export"), data, "m", checkpoint)
+
+
+def test_file_problem_never_opens(tmp_path):
+  (tmp_path / "f.txt").write_text("x")
+  os.symlink(tmp_path / "f.txt", tmp_path / "link")
+  os.mkfifo(tmp_path / "fifo")
+  assert paths.file_problem(str(tmp_path / "f.txt")) is None
+  assert paths.file_problem(str(tmp_path / "link")) is None
+  assert paths.file_problem(str(tmp_path / "missing")) == paths.MISSING == "does not exist"
+  assert paths.file_problem(str(tmp_path / "f.txt" / "below")) == paths.MISSING
+  assert paths.file_problem(str(tmp_path)) == "is a directory"
+  assert paths.file_problem(str(tmp_path / "fifo")) == "is not a regular file (a FIFO)"
+
+
+def test_check_output_file(tmp_path):
+  data = str(tmp_path / "data")
+  model = os.path.join(data, "models", "m")
+  os.makedirs(model)
+  with open(os.path.join(model, "checkpoint"), "w", encoding="utf-8") as f:
+    f.write("x")
+  protected = paths.model_dirs(data, "m")
+  for output, message in ((os.path.join(model, "checkpoint"), "is inside the model directory"),
+                          (os.path.join(model, "new.jsonl"), "is inside the model directory"),
+                          (os.path.join(data, "models", "x.jsonl"),
+                           "is inside the models directory"),
+                          (data, "contains the model directory")):
+    for overwrite in (False, True):
+      with pytest.raises(cli.UsageError, match=f"--output {output} {message}"):
+        paths.check_output_file(output, "--output", protected, overwrite)
+  existing = tmp_path / "scores.jsonl"
+  existing.write_text("x")
+  with pytest.raises(cli.UsageError, match="already exists; pass --overwrite to replace it"):
+    paths.check_output_file(str(existing), "--output", protected, False)
+  paths.check_output_file(str(existing), "--output", protected, True)
+  paths.check_output_file(str(tmp_path / "new" / "scores.jsonl"), "--output", protected, False)
+  (tmp_path / "new").mkdir()
+  os.mkfifo(tmp_path / "fifo")
+  for path, problem in ((tmp_path / "new", "is a directory"),
+                        (tmp_path / "fifo", r"is not a regular file \(a FIFO\)")):
+    with pytest.raises(cli.UsageError, match=f"--output {path} {problem}"):
+      paths.check_output_file(str(path), "--output", protected, True)
