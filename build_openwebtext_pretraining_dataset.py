@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 
 
 import build_pretraining_dataset as bpd
-from util import utils
+from util import files
 
 
 def extract_archive(archive: str, destination: str) -> None:
@@ -66,7 +66,7 @@ def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> bpd
         log(bpd.progress_message(file_no, len(fnames), start_time, example_writer.n_written))
       # The scratch dir is re-created per archive and, as in the original,
       # left in place at the end (cli.md Quirks).
-      utils.rmkdir(job_tmp_dir)
+      files.rmkdir(job_tmp_dir)
       extract_archive(os.path.join(owt_dir, fname), job_tmp_dir)
       # Sorted before the shuffle (the original shuffled the file system's
       # listing order), so that a seeded run is reproducible.

@@ -48,7 +48,7 @@ from typing import (TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NamedTup
 import numpy as np
 
 from model import tokenization
-from util import cli, paths, utils
+from util import cli, files, paths, signals
 
 if TYPE_CHECKING:
   import tensorflow as tf
@@ -706,7 +706,7 @@ def _run_job(worker: Worker, job_id: int, args: argparse.Namespace, shard_dir: s
   try:
     _stop_with_parent(parent_pid)
     stats = worker(job_id, args, shard_dir)
-    utils.write_json(dataclasses.asdict(stats), os.path.join(shard_dir, STATS_FILE.format(job_id)))
+    files.write_json(dataclasses.asdict(stats), os.path.join(shard_dir, STATS_FILE.format(job_id)))
   except cli.reported_errors() as e:
     print(f"Job {job_id}: error: {cli.message(e)}", file=sys.stderr, flush=True)
     sys.exit(1)
@@ -721,7 +721,7 @@ def _collect_stats(shard_dir: str, num_jobs: int) -> BuildStats:
   total = BuildStats()
   for job_id in range(num_jobs):
     path = os.path.join(shard_dir, STATS_FILE.format(job_id))
-    total += BuildStats(**utils.load_json(path))
+    total += BuildStats(**files.load_json(path))
     os.remove(path)
   return total
 
@@ -778,7 +778,7 @@ def _termination_raises() -> Iterator[None]:
       signal.signal(s, signal.SIG_IGN)
     raise Terminated(signal.Signals(signum).name)
 
-  with utils.signal_handlers(signums, handler):
+  with signals.signal_handlers(signums, handler):
     yield
 
 
@@ -800,7 +800,7 @@ def _recover_replaced(output_dir: str) -> None:
     raise cli.DataError(f"{replaced} holds entries that are not pre-training shards; "
                         "move it out of the way.")
   if os.path.exists(output_dir):
-    utils.rmrf(replaced)
+    files.rmrf(replaced)
   else:
     os.rename(replaced, output_dir)
 
@@ -817,7 +817,7 @@ def _swap_into_place(staging_dir: str, output_dir: str) -> None:
   except BaseException:
     os.rename(replaced, output_dir)
     raise
-  utils.rmrf(replaced)
+  files.rmrf(replaced)
 
 
 def build_shards(worker: Worker, args: argparse.Namespace, output_dir: str) -> BuildStats:
@@ -842,7 +842,7 @@ def build_shards(worker: Worker, args: argparse.Namespace, output_dir: str) -> B
   staging_dir = output_dir + INCOMPLETE_SUFFIX
   _recover_replaced(output_dir)
   with _termination_raises():
-    utils.rmkdir(staging_dir)
+    files.rmkdir(staging_dir)
     try:
       stats = run_jobs(worker, args, staging_dir)
       if stats.examples == 0:
@@ -850,7 +850,7 @@ def build_shards(worker: Worker, args: argparse.Namespace, output_dir: str) -> B
             f"no examples written: the corpus holds no tokens ({stats.documents} documents; "
             f"blank or whitespace-only lines?). {output_dir} was left unchanged.")
     except BaseException as e:
-      utils.rmrf(staging_dir)
+      files.rmrf(staging_dir)
       if isinstance(e, KeyboardInterrupt):
         print(f"Stopped ({e or 'interrupted'}): workers ended, partial output "
               f"{staging_dir} removed, {output_dir} unchanged.", file=sys.stderr, flush=True)

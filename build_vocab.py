@@ -37,7 +37,7 @@ from typing import Counter, Iterable, List, Optional, Sequence
 
 import build_pretraining_dataset as bpd
 from model import tokenization
-from util import cli, utils
+from util import cli, files
 
 SPECIAL_TOKENS = ("[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD_TOKEN = "[PAD]"
@@ -233,7 +233,7 @@ def check_output_file(path: str, overwrite: bool = False) -> None:
 def write_vocab(path: str, vocab: Sequence[str], overwrite: bool = False) -> None:
   """Writes one token per line (atomically); refuses to replace a file unless asked."""
   check_output_file(path, overwrite)
-  with utils.atomic_write(path) as f:
+  with files.atomic_write(path) as f:
     f.write("".join(token + "\n" for token in vocab))
 
 

@@ -51,7 +51,9 @@ import configure_pretraining
 from model import hf_conversion
 from model import model_dir as model_dir_lib
 from model.modeling import BertConfig
-from util import cli, config_base, paths, training_utils, utils
+from util import cli, config_base, paths, training_utils
+from util import files
+from util import logs
 
 logger = logging.getLogger("electra")
 
@@ -158,7 +160,7 @@ def _label_names(config, task_name: str) -> List[str]:
                             "set preprocessed_data_dir in --hparams. (Only tagging tasks map to "
                             "ElectraForTokenClassification; for a classification task export "
                             "--model-type encoder.)")
-  mapping = utils.load_pickle(path)
+  mapping = files.load_pickle(path)
   return [tag for tag, _ in sorted(mapping.items(), key=lambda kv: kv[1])]
 
 
@@ -250,7 +252,7 @@ def export(args: argparse.Namespace) -> List[str]:
   vocab = model_dir_lib.find_vocab(vocab_candidates, required=True,
                                    hint="; pass --vocab-file with the model's vocab.txt.",
                                    explicit=args.vocab_file or hparams.get("vocab_file"))
-  utils.log_heading(f"Writing {hf_conversion.ARCHITECTURES[args.model_type]} from {prefix}")
+  logs.log_heading(f"Writing {hf_conversion.ARCHITECTURES[args.model_type]} from {prefix}")
   written = hf_conversion.save_hf_dir(args.output_dir, model, vocab, do_lower_case,
                                       args.overwrite)
   logger.info("Wrote %d tensors: %s", len(model.tensors), ", ".join(written))
@@ -285,7 +287,7 @@ def _prepare_output_dir(output_dir: str, overwrite: bool) -> Tuple[str, str]:
     if not overwrite:
       raise FileExistsError(f"{output_dir} is not empty; pass --overwrite to delete it first, "
                             "or choose another --output-dir.")
-    utils.rmkdir(output_dir)
+    files.rmkdir(output_dir)
   parent = os.path.dirname(output_dir)
   if os.path.basename(parent) != "models":
     logger.warning("%s is not <data-dir>/models/<name>; run_finetuning.py and "
@@ -340,8 +342,8 @@ def _write_import_files(output_dir: str, data_dir: str, name: str, hparams: Dict
   else:
     logger.warning("%s has no vocab.txt; fine-tuning will use <data-dir>/vocab.txt.",
                    loaded.weights_file)
-  utils.write_json(imported.bert_config.to_dict(), os.path.join(output_dir, BERT_CONFIG_FILE))
-  utils.write_json(hparams, os.path.join(output_dir, HPARAMS_FILE))
+  files.write_json(imported.bert_config.to_dict(), os.path.join(output_dir, BERT_CONFIG_FILE))
+  files.write_json(hparams, os.path.join(output_dir, HPARAMS_FILE))
   configure_pretraining.PretrainingConfig(name, data_dir, **hparams).write_json(
       os.path.join(output_dir, model_dir_lib.PRETRAIN_CONFIG_FILE))
   if imported.labels is not None:
@@ -352,7 +354,7 @@ def _write_import_files(output_dir: str, data_dir: str, name: str, hparams: Dict
     relative = os.path.relpath(config.preprocessed_data_dir,
                                os.path.join(data_dir, "models", name))
     path = os.path.join(output_dir, relative, task + "_label_mapping.pkl")
-    utils.write_pickle({label: i for i, label in enumerate(imported.labels)}, path)
+    files.write_pickle({label: i for i, label in enumerate(imported.labels)}, path)
     logger.info("Wrote the %s label mapping (%d tags) to %s", task, len(imported.labels), path)
 
 
@@ -416,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> None:
   args = build_parser().parse_args(argv)
-  utils.setup_logging()
+  logs.setup_logging()
   if args.command == "export":
     export(args)
   else:

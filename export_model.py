@@ -71,7 +71,9 @@ from model.modeling import BertConfig
 from pretrain.pretrain_data import Inputs
 from pretrain.pretrain_helpers import SpecialTokenIds
 from pretrain.pretraining_model import DiscriminatorHead, PretrainingModel, TokenPredictionsHead
-from util import cli, config_base, paths, training_utils, utils
+from util import cli, config_base, paths, training_utils
+from util import files
+from util import logs
 
 logger = logging.getLogger("electra")
 
@@ -182,7 +184,7 @@ def _check_saved_bert_config(model_dir: str, bert_config: BertConfig) -> None:
   path = os.path.join(model_dir, "bert_config.json")
   if not os.path.isfile(path):
     return
-  saved = utils.load_json(path)
+  saved = files.load_json(path)
   built = bert_config.to_dict()
   diffs = [f"{key}: saved {saved.get(key)!r}, now {built.get(key)!r}"
            for key in sorted(set(saved) | set(built)) if saved.get(key) != built.get(key)]
@@ -276,7 +278,7 @@ def build_pretrained_export(data_dir: str, model_name: str, hparams: Mapping[str
                 merged["mixed_precision"])
   merged["mixed_precision"] = "off"
   config = configure_pretraining.PretrainingConfig(model_name, data_dir, **merged)
-  utils.log_heading(f"Exporting pre-trained model {prefix}")
+  logs.log_heading(f"Exporting pre-trained model {prefix}")
   shown = _log_hparams(config, model_dir_lib.ARCHITECTURE_HPARAMS, sources)
   model = PretrainingModel(config, _UNUSED_SPECIAL_IDS)
   _check_saved_bert_config(model_dir, model.bert_config)
@@ -392,7 +394,7 @@ def build_finetuned_export(data_dir: str, model_name: str, hparams: Mapping[str,
       os.path.join(os.path.dirname(prefix), model_dir_lib.FINETUNE_CONFIG_FILE), keys)
   merged, sources = model_dir_lib.merge_hparams(hparams, saved)
   config = configure_finetuning.FinetuningConfig(model_name, data_dir, **merged)
-  utils.log_heading(f"Exporting fine-tuned model {prefix}")
+  logs.log_heading(f"Exporting fine-tuned model {prefix}")
   shown = _log_hparams(config, keys, sources)
   tasks = task_builder.get_tasks(config)
   _check_label_mappings(tasks)
@@ -451,12 +453,12 @@ def _check_output_dir(output_dir: str, overwrite: bool) -> None:
 def _stage_assets(plan: ExportPlan, staging: str, info: Dict[str, Any]) -> Dict[str, str]:
   """Writes the asset files into `staging`; returns {ServingModule attribute: path}."""
   os.makedirs(staging)
-  files = {"bert_config.json": plan.bert_config.to_dict(), **plan.asset_configs,
-           "export_info.json": info}
+  contents = {"bert_config.json": plan.bert_config.to_dict(), **plan.asset_configs,
+              "export_info.json": info}
   assets = {}
-  for file_name, content in files.items():
+  for file_name, content in contents.items():
     path = os.path.join(staging, file_name)
-    utils.write_json(content, path)
+    files.write_json(content, path)
     assets[file_name.replace(".json", "_file")] = path
   if plan.vocab_file:
     assets["vocab_file"] = os.path.join(staging, "vocab.txt")
@@ -507,7 +509,7 @@ def write_saved_model(plan: ExportPlan, output_dir: str, overwrite: bool = False
     concrete = module.serve.get_concrete_function()
     info["outputs"] = {name: {"dtype": spec.dtype.name, "shape": spec.shape.as_list()}
                        for name, spec in sorted(concrete.structured_outputs.items())}
-    utils.write_json(info, assets["export_info_file"])
+    files.write_json(info, assets["export_info_file"])
     tf.saved_model.save(module, export_dir, signatures={SIGNATURE_KEY: concrete})
     _move_into_place(export_dir, output_dir, scratch)
   finally:
@@ -622,7 +624,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                       "directories (model.safetensors, config.json, vocab.txt, "
                       "tokenizer_config.json) that need neither TF nor this code base.")
   args = parser.parse_args(argv)
-  utils.setup_logging()
+  logs.setup_logging()
   tf.get_logger().setLevel("ERROR")
   export_model(args.data_dir, args.model_name, args.output_dir,
                config_base.parse_hparams(args.hparams), args.include_generator,

@@ -33,7 +33,9 @@ from finetune.model_runner import (ModelRunner, check_data_files, check_model_se
                                    prepare_inputs,
                                    resolve_init_checkpoint)
 from model import model_dir as model_dir_lib
-from util import cli, config_base, locking, trainer as trainer_lib, training_utils, utils
+from util import cli, config_base, locking, trainer as trainer_lib, training_utils
+from util import files
+from util import logs
 
 logger = logging.getLogger("electra")
 
@@ -89,7 +91,7 @@ def write_results(config: configure_finetuning.FinetuningConfig, results: Result
   atomically.
   """
   logger.info("Writing results to %s", config.results_txt)
-  utils.write_pickle(results, config.results_pkl)
+  files.write_pickle(results, config.results_pkl)
   lines = []
   for trial_results in results:
     for task_name, task_results in trial_results.items():
@@ -102,7 +104,7 @@ def write_results(config: configure_finetuning.FinetuningConfig, results: Result
     for line in summaries:
       logger.info("%s", line)
     lines += summaries
-  with utils.atomic_write(config.results_txt) as f:
+  with files.atomic_write(config.results_txt) as f:
     f.write("".join(line + "\n" for line in lines))
 
 
@@ -201,7 +203,7 @@ def run_finetuning(config: configure_finetuning.FinetuningConfig,
   heading_info = f"model={config.model_name}, trial 1/{config.num_trials}"
 
   def heading(message: str) -> None:
-    utils.log_heading(f"{message}: {heading_info}")  # the original always says "trial 1/<n>"
+    logs.log_heading(f"{message}: {heading_info}")  # the original always says "trial 1/<n>"
 
   heading("Config")
   for line in config.dump_lines():
@@ -247,7 +249,7 @@ def _run_trials(config: configure_finetuning.FinetuningConfig, tasks, preprocess
     resuming = (config.do_train and trial == resume_plan.first_trial
                 and resume_plan.checkpoint is not None)
     if config.do_train and chief and not resuming:
-      utils.rmkdir(model_dir)
+      files.rmkdir(model_dir)
     runner = ModelRunner(config, tasks, model_dir, trial, strategy, preprocessor,
                          resume=resuming)
     if config.do_train:
@@ -267,7 +269,7 @@ def _run_trials(config: configure_finetuning.FinetuningConfig, tasks, preprocess
     if record is not None:
       record.trial_done(trial_results)
     if trial != config.num_trials and not config.keep_all_models and chief:
-      utils.rmrf(model_dir)
+      files.rmrf(model_dir)
     trial += 1
   if record is not None:
     record.finish()
@@ -339,7 +341,7 @@ def main(argv: Optional[list] = None) -> Results:
   parser.add_argument("--hparams", default="{}",
                       help="JSON dict of model hyperparameters, or a path to a .json file.")
   args = parser.parse_args(argv)
-  utils.setup_logging()
+  logs.setup_logging()
   tf.get_logger().setLevel("ERROR")
   hparams = config_base.parse_hparams(args.hparams)
   config = build_config(args.data_dir, args.model_name, hparams)

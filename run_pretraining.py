@@ -27,7 +27,9 @@ from model.optimization import ElectraOptimizer, create_pretraining_optimizer
 from pretrain import pretrain_data
 from pretrain.pretrain_metrics import PretrainingMetrics, metric_tensors
 from pretrain.pretraining_model import PretrainingModel
-from util import cli, config_base, locking, trainer as trainer_lib, utils
+from util import cli, config_base, locking, trainer as trainer_lib
+from util import files
+from util import logs
 from util.training_utils import ETALogger
 
 logger = logging.getLogger("electra")
@@ -105,7 +107,7 @@ def train(config: configure_pretraining.PretrainingConfig,
   Returns:
     The last logged scalars ({} when the run had already finished).
   """
-  utils.log_heading("Running training")
+  logs.log_heading("Running training")
   num_replicas = strategy.num_replicas_in_sync if strategy is not None else 1
   per_replica = trainer_lib.check_batch_divisibility(
       config.train_batch_size, num_replicas, config.grad_accumulation_steps)
@@ -190,7 +192,7 @@ def wipe_debug_run(config: configure_pretraining.PretrainingConfig) -> None:
                          f"{', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, which "
                          f"a debug pre-training run does not write. {how}")
   saved_config = os.path.join(directory, CONFIG_FILE)
-  saved_debug = utils.load_json(saved_config).get("debug") if os.path.exists(saved_config) else None
+  saved_debug = files.load_json(saved_config).get("debug") if os.path.exists(saved_config) else None
   if saved_debug is not True and any(e.startswith("model.ckpt-") for e in entries):
     state = ("debug: false" if saved_debug is False
              else f"no {CONFIG_FILE} saying debug: true")
@@ -199,7 +201,7 @@ def wipe_debug_run(config: configure_pretraining.PretrainingConfig) -> None:
   logger.info("debug: deleting the previous debug run in %s (%d entries)", directory,
               len(entries))
   for entry in entries:
-    utils.rmrf(os.path.join(directory, entry))
+    files.rmrf(os.path.join(directory, entry))
 
 
 def _is_run_file(directory: str, entry: str) -> bool:
@@ -241,7 +243,7 @@ def evaluate(config: configure_pretraining.PretrainingConfig,
   Raises:
     FileNotFoundError: `model_dir` has no checkpoint.
   """
-  utils.log_heading("Running evaluation")
+  logs.log_heading("Running evaluation")
   if checkpoint is None and checkpointing.latest_checkpoint(config.model_dir) is None:
     raise FileNotFoundError(
         f"No checkpoint to evaluate in {config.model_dir}: train first, or pass the "
@@ -296,10 +298,10 @@ def write_results(config: configure_pretraining.PretrainingConfig,
   Also writes the metrics as TensorBoard scalars to `<model_dir>/eval`, where
   the Estimator put its eval events.
   """
-  with utils.atomic_write(config.results_txt) as f:
+  with files.atomic_write(config.results_txt) as f:
     for key in sorted(results):
       f.write(f"{key} = {results[key]}\n")
-  utils.write_pickle(results, config.results_pkl)
+  files.write_pickle(results, config.results_pkl)
   writer = tf.summary.create_file_writer(os.path.join(config.model_dir, "eval"))
   trainer_lib.write_scalars(writer, int(results["global_step"]),
                             {k: v for k, v in results.items() if k != "global_step"})
@@ -323,7 +325,7 @@ def train_or_eval(config: configure_pretraining.PretrainingConfig) -> Dict[str, 
   """
   if config.do_train == config.do_eval:
     raise ValueError("Exactly one of `do_train` or `do_eval` must be True.")
-  utils.log_heading("Config:")
+  logs.log_heading("Config:")
   for line in config.dump_lines():
     logger.info(line)
   logger.info("")
@@ -354,8 +356,8 @@ def train_or_eval(config: configure_pretraining.PretrainingConfig) -> Dict[str, 
 
 def _write_json_if_changed(obj: dict, path: str) -> None:
   """Writes `obj` unless `path` already holds it (a finished run touches nothing)."""
-  if not os.path.exists(path) or utils.load_json(path) != obj:
-    utils.write_json(obj, path)
+  if not os.path.exists(path) or files.load_json(path) != obj:
+    files.write_json(obj, path)
 
 
 def _log_parameter_counts(model: PretrainingModel) -> None:
@@ -417,7 +419,7 @@ def main(argv: Optional[list] = None) -> None:
   parser.add_argument("--hparams", default="{}", help="JSON dict of model hyperparameters, "
                       "or a path to a .json file.")
   args = parser.parse_args(argv)
-  utils.setup_logging()
+  logs.setup_logging()
   tf.get_logger().setLevel("ERROR")
   hparams = config_base.parse_hparams(args.hparams)
   train_or_eval(configure_pretraining.PretrainingConfig(args.model_name, args.data_dir,

@@ -43,7 +43,9 @@ from util import tf_startup  # noqa: F401  (first: prints TensorFlow's start-up 
 import configure_pretraining
 from model import model_dir as model_dir_lib
 from model.model_dir import PRETRAIN_CONFIG_FILE as CONFIG_FILE
-from util import cli, config_base, paths, utils
+from util import cli, config_base, paths
+from util import files
+from util import logs
 
 logger = logging.getLogger("electra")
 
@@ -276,7 +278,7 @@ def _finite(value: float) -> Optional[float]:
 
 
 def write_jsonl(records: List[Dict[str, Any]], path: str) -> None:
-  with utils.atomic_write(path) as f:
+  with files.atomic_write(path) as f:
     for record in records:
       f.write(json.dumps(record, ensure_ascii=False) + "\n")
 
@@ -378,7 +380,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
   """Runs the CLI; returns the exit code (2 for a bad flag, 1 for bad input; one `error:` line)."""
   args = parse_args(argv)
-  utils.setup_logging()
+  logs.setup_logging()
   hparams: Dict[str, Any] = {}
 
   def check(_) -> None:

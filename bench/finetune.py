@@ -62,7 +62,7 @@ from finetune import finetuning_model, model_runner, preprocessing, task_builder
 from flops_computation import TransformerHparams  # noqa: E402
 from model import checkpointing  # noqa: E402
 from model.optimization import create_finetuning_optimizer  # noqa: E402
-from util import trainer as trainer_lib, utils  # noqa: E402
+from util import files, trainer as trainer_lib  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB = os.path.join(REPO_ROOT, "data", "vocab", "uncased_vocab.txt")
@@ -275,7 +275,7 @@ def main(argv: List[str] = None) -> None:
     if qa_seqs and not args.skip_postprocessing:
       common.emit(bench_qa_postprocessing(args, work_dir, qa_seqs[0]))
   finally:
-    utils.rmrf(work_dir)
+    files.rmrf(work_dir)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ from bench import common, peak  # noqa: E402
 from configure_pretraining import PretrainingConfig  # noqa: E402
 from flops_computation import electra_pretraining_flops_per_example  # noqa: E402
 from pretrain import pretrain_data  # noqa: E402
-from util import training_utils, utils  # noqa: E402
+from util import files, training_utils  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB = os.path.join(REPO_ROOT, "data", "vocab", "uncased_vocab.txt")
@@ -175,7 +175,7 @@ def main(argv: List[str] = None) -> None:
     for xla, seq, batch in configs:
       common.emit(bench_config(args, work_dir, batch, seq, xla))
   finally:
-    utils.rmrf(work_dir)
+    files.rmrf(work_dir)
 
 
 def _single_config_argv(args: argparse.Namespace, xla: bool, seq: int,

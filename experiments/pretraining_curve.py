@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=wrong-import-position
 import configure_pretraining  # noqa: E402
 import run_pretraining  # noqa: E402
-from util import cli, config_base, utils  # noqa: E402
+from util import cli, config_base, logs  # noqa: E402
 
 COLUMNS = ("masked_lm_accuracy", "masked_lm_loss", "disc_auc", "disc_precision",
            "disc_recall", "disc_loss")
@@ -75,7 +75,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument("--model-name", required=True)
   parser.add_argument("--hparams", default="{}", help="The run's hparams (JSON or .json file).")
   args = parser.parse_args(argv)
-  utils.setup_logging(logging.WARNING)
+  logs.setup_logging(logging.WARNING)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   tf.get_logger().setLevel("ERROR")
   hparams = config_base.parse_hparams(args.hparams)

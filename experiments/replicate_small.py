@@ -67,7 +67,7 @@ import flops_computation  # noqa: E402
 from experiments import pretraining_curve  # noqa: E402
 import run_finetuning  # noqa: E402
 import run_pretraining  # noqa: E402
-from util import cli, config_base, utils  # noqa: E402
+from util import cli, config_base, files, logs  # noqa: E402
 from util.training_utils import get_bert_config, get_generator_config  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -123,12 +123,12 @@ def split_corpus(corpus_dir: str, train_dir: str, heldout_dir: str,
   Returns:
     {"train_documents": n, "heldout_documents": m}.
   """
-  files = sorted(p for p in glob.glob(os.path.join(corpus_dir, "**", "*"), recursive=True)
-                 if os.path.isfile(p))
-  if not files:
+  text_files = sorted(p for p in glob.glob(os.path.join(corpus_dir, "**", "*"), recursive=True)
+                      if os.path.isfile(p))
+  if not text_files:
     raise cli.DataError(f"No text files in --corpus-dir {corpus_dir}.")
   counts = {"train_documents": 0, "heldout_documents": 0}
-  for i, path in enumerate(files):
+  for i, path in enumerate(text_files):
     with open(path, encoding="utf-8") as f:
       docs = [d.strip("\n") for d in re.split(r"\n\s*\n", f.read()) if d.strip()]
     if len(docs) < 2:
@@ -137,7 +137,7 @@ def split_corpus(corpus_dir: str, train_dir: str, heldout_dir: str,
     n_heldout = max(1, int(round(len(docs) * heldout_fraction)))
     name = f"{i:03d}_{os.path.basename(path)}"
     for out_dir, part in ((train_dir, docs[:-n_heldout]), (heldout_dir, docs[-n_heldout:])):
-      with utils.atomic_write(os.path.join(out_dir, name)) as f:
+      with files.atomic_write(os.path.join(out_dir, name)) as f:
         f.write("\n\n".join(part) + "\n")
     counts["train_documents"] += len(docs) - n_heldout
     counts["heldout_documents"] += n_heldout
@@ -156,7 +156,7 @@ def prepare_data(args: argparse.Namespace, data_dir: str, max_seq_length: int) -
     if not glob.glob(os.path.join(records, "*.tfrecord*")):
       text_dirs = {s: os.path.join(data_dir, f"corpus_{s}") for s in ("train", "heldout")}
       for d in text_dirs.values():
-        utils.rmrf(d)
+        files.rmrf(d)
         os.makedirs(d)
       info.update(split_corpus(args.corpus_dir, text_dirs["train"], text_dirs["heldout"],
                                args.heldout_fraction))
@@ -444,7 +444,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
   out = os.path.abspath(args.output_dir)
   data_dir = os.path.join(out, "data")
   os.makedirs(out, exist_ok=True)
-  utils.setup_logging()
+  logs.setup_logging()
   handler = logging.FileHandler(os.path.join(out, "log.txt"))
   handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
   for h in logger.handlers:
@@ -473,7 +473,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
   dense_ratio = dense[0] / dense[1]
   step_seconds: Dict[str, float] = {}
   plan_path = os.path.join(out, "plan.json")
-  plan = utils.load_json(plan_path) if os.path.exists(plan_path) else None
+  plan = files.load_json(plan_path) if os.path.exists(plan_path) else None
   if args.electra_steps is not None:
     electra_steps = args.electra_steps
   elif plan is not None:  # a re-run resumes the same runs instead of re-calibrating
@@ -486,7 +486,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     electra_steps = max(args.eval_points, int(args.budget_minutes * 60 / step_seconds["electra"]))
     print(f"[replicate_small] ELECTRA step: {step_seconds['electra']:.3f} s -> "
           f"{electra_steps} steps in {args.budget_minutes:g} min", flush=True)
-  utils.write_json({"electra_steps": electra_steps, "step_seconds": step_seconds}, plan_path)
+  files.write_json({"electra_steps": electra_steps, "step_seconds": step_seconds}, plan_path)
   steps = {"electra": electra_steps,
            "mlm": max(1, int(round(electra_steps * flops["electra"] / flops["mlm"])))}
 
@@ -534,9 +534,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
             flush=True)
     results["settings"]["tasks"].append(task)
     results["total_seconds"] = time.time() - started
-    utils.write_json(results, os.path.join(out, "results.json"))
+    files.write_json(results, os.path.join(out, "results.json"))
     table = markdown_report(results)
-    with utils.atomic_write(os.path.join(out, "results.md")) as f:
+    with files.atomic_write(os.path.join(out, "results.md")) as f:
       f.write(table)
   write_tensorboard(results, os.path.join(out, "tensorboard"))
   figure = write_figure(results, os.path.join(out, "curves.png"))

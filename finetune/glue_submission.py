@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 import numpy as np
 
 from finetune.classification import classification_tasks as ct
-from util import utils
+from util import files
 
 logger = logging.getLogger("electra")
 
@@ -115,7 +115,7 @@ def write_submission_file(task_name: str, split: str, predictions: Mapping[int, 
     logger.warning("%s has %d predictions; the official GLUE test set has %d", file_name,
                    len(eids), expected)
   path = os.path.join(output_dir, file_name)
-  with utils.atomic_write(path) as f:
+  with files.atomic_write(path) as f:
     f.write("index\tprediction\n")
     for eid in eids:
       f.write(f"{eid}\t{prediction_to_label(task_name, predictions[eid])}\n")
@@ -145,7 +145,7 @@ def write_glue_submission(config, trial: int, output_dir: str) -> List[str]:
       logger.warning("No test predictions at %s; skipping %s", pickle_path,
                      SUBMISSION_FILES[(task_name, split)])
       continue
-    written.append(write_submission_file(task_name, split, utils.load_pickle(pickle_path),
+    written.append(write_submission_file(task_name, split, files.load_pickle(pickle_path),
                                          output_dir))
     logger.info("Wrote %s", written[-1])
   return written

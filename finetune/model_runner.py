@@ -45,9 +45,7 @@ from finetune.classification import classification_tasks
 from model import checkpointing, tokenization
 from model.model_dir import FINETUNE_CONFIG_FILE
 from model.optimization import create_finetuning_optimizer
-from util import cli, training_utils
-from util import trainer as trainer_lib
-from util import utils
+from util import cli, files, training_utils, trainer as trainer_lib
 
 logger = logging.getLogger("electra")
 
@@ -461,7 +459,7 @@ class ModelRunner:
       logger.info("Pickling predictions for %d %s examples (%s)",
                   len(predictions[task.name]), task.name, split)
       paths.append(self._config.test_predictions(task.name, split, trial))
-      utils.write_pickle(predictions[task.name], paths[-1])
+      files.write_pickle(predictions[task.name], paths[-1])
     return paths
 
   def write_squad_outputs(self, task: task_lib.Task, trial: int,
@@ -482,8 +480,8 @@ class ModelRunner:
     pickle_path = self._config.test_predictions(task.name, split, trial)
     json_path = os.path.splitext(pickle_path)[0] + ".json"
     logger.info("Writing %d %s answers (%s) to %s", len(answers), task.name, split, json_path)
-    utils.write_pickle(answers, pickle_path)
-    utils.write_json(answers, json_path)
+    files.write_pickle(answers, pickle_path)
+    files.write_json(answers, json_path)
     return [pickle_path, json_path]
 
   def write_test_outputs(self, trial: int) -> List[str]:

@@ -41,7 +41,7 @@ import tensorflow as tf
 from finetune import feature_spec as feature_spec_lib
 from finetune import task as task_lib
 from model import model_dir
-from util import utils
+from util import files
 
 logger = logging.getLogger("electra")
 
@@ -198,7 +198,7 @@ class Preprocessor:
       n_examples = self.serialize_examples(
           examples, is_training, tfrecords_path, batch_size,
           before_replace=lambda: _remove_if_exists(metadata_path))
-      utils.write_json({"n_examples": n_examples, "fingerprint": fingerprint}, metadata_path)
+      files.write_json({"n_examples": n_examples, "fingerprint": fingerprint}, metadata_path)
     self._ready[name] = (fingerprint, n_examples)
     return tfrecords_path, n_examples
 
@@ -221,7 +221,7 @@ class Preprocessor:
     if not examples:
       logger.warning("No examples to write to %s", output_file)
     directory = os.path.dirname(os.path.abspath(output_file))
-    utils.mkdir(directory)
+    files.mkdir(directory)
     tmp_path = os.path.join(directory, f".tmp-{os.path.basename(output_file)}-{os.getpid()}")
     n_written = 0
     try:
@@ -374,7 +374,7 @@ class Preprocessor:
       return None, (f"Cached metadata {metadata_path} has no tfrecord file {tfrecords_path} "
                     "so rebuilding")
     try:
-      metadata = utils.load_json(metadata_path)
+      metadata = files.load_json(metadata_path)
       n_examples = int(metadata["n_examples"])
     except (ValueError, KeyError, TypeError) as e:
       return None, f"Cached metadata {metadata_path} is unreadable ({e}) so rebuilding"

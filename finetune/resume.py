@@ -27,7 +27,7 @@ import os
 from typing import Any, Dict, List, Optional
 
 from model import checkpointing
-from util import cli, utils
+from util import cli, files
 
 logger = logging.getLogger("electra")
 
@@ -108,7 +108,7 @@ def plan(config) -> ResumePlan:
 def _load_record(path: str) -> Dict[str, Any]:
   error: Optional[Exception] = None
   try:
-    record = utils.load_json(path)
+    record = files.load_json(path)
   except (ValueError, UnicodeDecodeError) as e:
     record, error = None, e
   if (not isinstance(record, dict) or not isinstance(record.get("hparams"), dict)
@@ -154,4 +154,4 @@ class RunRecord:
       os.remove(self._path)
 
   def _write(self) -> None:
-    utils.write_json({"hparams": self._hparams, "completed": self._completed}, self._path)
+    files.write_json({"hparams": self._hparams, "completed": self._completed}, self._path)

@@ -38,7 +38,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from util import cli, utils
+from util import cli, files
 
 _LOGGER = logging.getLogger("electra")
 
@@ -98,13 +98,13 @@ def _bundle_exists(prefix: str) -> bool:
 
 def _bundle_files(prefix: str) -> List[str]:
   """Existing files of the bundle `prefix` and of its sidecar, the index last."""
-  files = []
+  found = []
   for base in (prefix + TRAINER_STATE_SUFFIX, prefix):
-    files += sorted(tf.io.gfile.glob(base + ".data-?????-of-?????"))
-    files += [f for f in (base + ".meta",) if tf.io.gfile.exists(f)]
-  files += [f for f in (prefix + TRAINER_STATE_SUFFIX + ".index", prefix + ".index")
+    found += sorted(tf.io.gfile.glob(base + ".data-?????-of-?????"))
+    found += [f for f in (base + ".meta",) if tf.io.gfile.exists(f)]
+  found += [f for f in (prefix + TRAINER_STATE_SUFFIX + ".index", prefix + ".index")
             if tf.io.gfile.exists(f)]
-  return files
+  return found
 
 
 def _remove_files(paths: Iterable[str]) -> None:
@@ -137,7 +137,7 @@ def _fsync(paths: Iterable[str]) -> None:
 
 def _write_text_atomically(path: str, text: str) -> None:
   if _is_local(path):
-    with utils.atomic_write(path) as f:
+    with files.atomic_write(path) as f:
       f.write(text)
   else:
     tmp = os.path.join(os.path.dirname(path),
@@ -504,10 +504,10 @@ def _delete_unlisted_older(model_dir: str, kept: Sequence[str]) -> None:
     prefix = os.path.join(model_dir, f"{CHECKPOINT_BASENAME}-{match.group(1)}")
     if prefix not in kept_set:
       stale.setdefault(prefix, []).append(path)
-  for prefix, files in sorted(stale.items()):
+  for prefix, stale_files in sorted(stale.items()):
     _LOGGER.info("Deleting %s: pruned earlier (keep_checkpoint_max) but left on disk by an "
                  "interrupted run", prefix)
-    _remove_files(sorted(files, key=lambda f: not f.endswith(".index")))
+    _remove_files(sorted(stale_files, key=lambda f: not f.endswith(".index")))
 
 
 def _previous_checkpoints(model_dir: str, new_prefix: str) -> List[str]:

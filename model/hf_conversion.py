@@ -50,7 +50,7 @@ import numpy as np
 
 from model import tokenization
 from model.modeling import BertConfig, BertModel
-from util import utils
+from util import files
 
 logger = logging.getLogger("electra")
 
@@ -121,7 +121,7 @@ def write_safetensors(path: str, tensors: Mapping[str, np.ndarray],
     data = st.numpy.save(arrays, metadata=dict(metadata) if metadata else None)
   except (st.SafetensorError, TypeError, ValueError) as e:
     raise ValueError(f"Cannot write {path} as safetensors: {e}") from e
-  with utils.atomic_write(path, "wb") as f:
+  with files.atomic_write(path, "wb") as f:
     f.write(data)
 
 
@@ -866,19 +866,19 @@ def save_hf_dir(output_dir: str, model: HFModel, vocab_file: Optional[str],
                           "(overwrite=True) or choose another directory.")
   if vocab_file is not None:
     check_vocab_size(vocab_file, model.config["vocab_size"])
-  utils.mkdir(output_dir)
+  files.mkdir(output_dir)
   paths = [os.path.join(output_dir, SAFETENSORS_FILE), os.path.join(output_dir, CONFIG_FILE)]
   write_safetensors(paths[0], model.tensors, {"format": "pt"})
-  utils.write_json(model.config, paths[1])
+  files.write_json(model.config, paths[1])
   if vocab_file is None:
     logger.warning("No vocabulary: %s has no vocab.txt / tokenizer_config.json.", output_dir)
     return paths
   vocab_out = os.path.join(output_dir, VOCAB_FILE)
   if os.path.abspath(vocab_file) != os.path.abspath(vocab_out):
-    with open(vocab_file, "rb") as src, utils.atomic_write(vocab_out, "wb") as dst:
+    with open(vocab_file, "rb") as src, files.atomic_write(vocab_out, "wb") as dst:
       shutil.copyfileobj(src, dst)
   tok_path = os.path.join(output_dir, TOKENIZER_CONFIG_FILE)
-  utils.write_json(tokenizer_config(do_lower_case, model.config["max_position_embeddings"],
+  files.write_json(tokenizer_config(do_lower_case, model.config["max_position_embeddings"],
                                     strip_accents), tok_path)
   return paths + [vocab_out, tok_path]
 
@@ -920,7 +920,7 @@ def load_hf_dir(hf_dir: str) -> HFDirectory:
     raise FileNotFoundError(f"{hf_dir} has no {CONFIG_FILE}; it is not a save_pretrained "
                             "directory.")
   try:
-    config = utils.load_json(config_path)
+    config = files.load_json(config_path)
   except json.JSONDecodeError as e:
     raise ValueError(f"{config_path} is not valid JSON: {e}") from e
   if not isinstance(config, dict):
@@ -929,7 +929,7 @@ def load_hf_dir(hf_dir: str) -> HFDirectory:
   do_lower_case = True
   tok_path = os.path.join(hf_dir, TOKENIZER_CONFIG_FILE)
   if os.path.isfile(tok_path):
-    do_lower_case = bool(utils.load_json(tok_path).get("do_lower_case", True))
+    do_lower_case = bool(files.load_json(tok_path).get("do_lower_case", True))
   vocab = os.path.join(hf_dir, VOCAB_FILE)
   return HFDirectory(tensors, config, do_lower_case, vocab if os.path.isfile(vocab) else None,
                      weights_file)
@@ -941,7 +941,7 @@ def _load_weights(hf_dir: str) -> Tuple[Dict[str, np.ndarray], str]:
     return read_safetensors(single), single
   index = os.path.join(hf_dir, SAFETENSORS_INDEX_FILE)
   if os.path.isfile(index):
-    weight_map = utils.load_json(index).get("weight_map")
+    weight_map = files.load_json(index).get("weight_map")
     if not isinstance(weight_map, dict):
       raise ValueError(f"{index} has no weight_map object.")
     tensors: Dict[str, np.ndarray] = {}

@@ -31,7 +31,7 @@ import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from model import checkpointing, tokenization
-from util import cli, training_utils, utils
+from util import cli, files, training_utils
 
 logger = logging.getLogger("electra")
 
@@ -77,7 +77,7 @@ def load_saved_config(path: str) -> Dict[str, Any]:
   if not os.path.isfile(path):
     return {}
   try:
-    saved = utils.load_json(path)
+    saved = files.load_json(path)
   except json.JSONDecodeError as e:
     raise cli.DataError(f"Saved config {path} is not valid JSON ({e.msg}); fix or delete "
                         "it.") from e
@@ -404,7 +404,7 @@ def check_vocab_matches(prefix: str, vocab_file: str, what: str = "init_checkpoi
   lines = tokenization.count_vocab_lines(vocab_file)
   fingerprint_path = os.path.join(directory, VOCAB_FINGERPRINT_FILE)
   if os.path.isfile(fingerprint_path):
-    recorded = utils.load_json_object(fingerprint_path, "Vocabulary fingerprint")
+    recorded = files.load_json_object(fingerprint_path, "Vocabulary fingerprint")
     if recorded.get("sha256") != file_sha256(vocab_file):
       raise cli.DataError(
           f"vocab_file {vocab_file} ({lines} lines) is not the vocabulary {what} {prefix} was "

@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @pytest.fixture(autouse=True)
 def _reset_electra_logger():
-  """Undoes a script main()'s `utils.setup_logging` (also from module fixtures) so that
+  """Undoes a script main()'s `logs.setup_logging` (also from module fixtures) so that
   every test starts with the library's default: records propagate to caplog."""
   logger = logging.getLogger("electra")
   logger.propagate, logger.level = True, logging.NOTSET

@@ -31,7 +31,7 @@ from finetune.model_runner import ModelRunner, trial_seed
 from model import checkpointing
 from tests.conftest import TEST_DATA, UNCASED_VOCAB, tree_state
 from model import model_dir as model_dir_lib
-from util import cli, locking, utils
+from util import cli, files, locking
 
 FINETUNE_DATA = os.path.join(TEST_DATA, "finetune")
 TINY_MODEL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -394,9 +394,9 @@ def test_a_vocab_other_than_the_pretrained_ones_is_refused(data_dir, saved_pretr
   directory = os.path.join(data_dir, "models", name)
   shutil.copytree(saved_pretrained_dir, directory)
   saved = os.path.join(directory, "pretrain_config.json")
-  utils.write_json(dict(utils.load_json(saved), vocab_file=UNCASED_VOCAB), saved)
+  files.write_json(dict(files.load_json(saved), vocab_file=UNCASED_VOCAB), saved)
   if fingerprint:  # what run_pretraining.py writes now
-    utils.write_json(model_dir_lib.vocab_fingerprint(UNCASED_VOCAB),
+    files.write_json(model_dir_lib.vocab_fingerprint(UNCASED_VOCAB),
                      os.path.join(directory, "vocab_fingerprint.json"))
   with open(UNCASED_VOCAB, encoding="utf-8") as f:
     head = [next(f) for _ in range(889)]

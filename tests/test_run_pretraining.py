@@ -29,7 +29,7 @@ from model import checkpointing
 from pretrain.pretraining_model import PretrainingModel
 from tests.conftest import REPO_ROOT, SAMPLE_CORPUS, UNCASED_VOCAB, tree_state
 from tests.util.test_trainer import read_scalars
-from util import cli, locking, utils
+from util import cli, files, locking
 
 # hidden 32, 2 layers, odd intermediate 37; generator hidden 16; E 16; S 32.
 TINY = {
@@ -453,13 +453,13 @@ def test_failed_run_leaves_the_saved_config_untouched(data_dir):
   directory = model_dir(data_dir, "failed")
   os.makedirs(directory)
   config_file = os.path.join(directory, run_pretraining.CONFIG_FILE)
-  utils.write_json(PretrainingConfig("failed", data_dir, **hparams).to_dict(), config_file)
+  files.write_json(PretrainingConfig("failed", data_dir, **hparams).to_dict(), config_file)
   before = tree_state(directory, folder_mtimes=False)
   # Same architecture, more steps, but records of another length: fails before training.
   with pytest.raises(ValueError, match="holds examples of length 32 but hparam max_seq_length"):
     run(data_dir, "failed", **dict(hparams, num_train_steps=4, max_seq_length=64))
   assert tree_state(directory, folder_mtimes=False) == before
-  assert utils.load_json(config_file)["num_train_steps"] == 2
+  assert files.load_json(config_file)["num_train_steps"] == 2
 
 
 def test_empty_tfrecords_fail_fast_naming_the_pattern(tmp_path):

@@ -22,7 +22,7 @@ import numbers
 import os
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from util import cli, paths, utils
+from util import cli, files, paths
 
 logger = logging.getLogger("electra")
 
@@ -484,7 +484,7 @@ class HParamsConfig:
 
   def write_json(self, path: str) -> None:
     """Writes `to_dict()` as sorted, indented JSON (atomically)."""
-    utils.write_json(self.to_dict(), path)
+    files.write_json(self.to_dict(), path)
 
   def dump_lines(self) -> List[str]:
     """The original's config dump: one `<name> <value>` line per attribute, sorted."""

@@ -46,7 +46,7 @@ from tensorflow.core.framework import summary_pb2
 from model import checkpointing, modeling, stateless_random
 from model.modeling import NamedModule
 from model.optimization import ElectraOptimizer, all_reduce_gradients
-from util import cli, graph_options, utils, workers
+from util import cli, graph_options, signals, workers
 from util.training_utils import ETALogger
 
 logger = logging.getLogger("electra")
@@ -743,7 +743,7 @@ class _StopOnSignal:
 
   def __init__(self):
     self.signum: Optional[int] = None
-    self._handlers = utils.signal_handlers(self.SIGNALS, self._handle)
+    self._handlers = signals.signal_handlers(self.SIGNALS, self._handle)
 
   @property
   def name(self) -> str:

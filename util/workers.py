@@ -11,7 +11,7 @@ import socket
 import time
 from typing import List, Tuple
 
-from util import utils
+from util import signals
 
 logger = logging.getLogger("electra")
 
@@ -55,7 +55,7 @@ def wait_for_workers(own_address: str, others: List[str], timeout_s: float, me: 
     listener.listen(64)
     start = time.monotonic()
     last_log = None
-    with utils.signal_handlers((signal.SIGTERM, signal.SIGINT), _raise_interrupt):
+    with signals.signal_handlers((signal.SIGTERM, signal.SIGINT), _raise_interrupt):
       while True:
         missing = [a for a in others if not _reachable(a)]
         if not missing:

@@ -23,7 +23,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 
 from finetune import input_files
 from finetune.qa import squad_official_eval as squad_eval
-from util import utils
+from util import logs
 
 logger = logging.getLogger("electra")
 
@@ -115,7 +115,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                       help="Count questions without a prediction as 0 (official default) "
                            "instead of skipping them (ELECTRA).")
   args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-  utils.setup_logging()
+  logs.setup_logging()
   print(json.dumps(evaluate_files(args.dataset_file, args.prediction_file,
                                   skip_no_answer=not args.count_unanswered)))
 

@@ -41,7 +41,7 @@ import numpy as np
 from finetune import scorer
 from finetune.qa import mrqa_official_eval, squad_official_eval, squad_official_eval_v1
 from model import tokenization
-from util import utils
+from util import files
 
 logger = logging.getLogger("electra")
 
@@ -219,7 +219,7 @@ class SpanBasedQAScorer(scorer.Scorer):
         metrics = squad_official_eval_v1.evaluate_files(data_file, preds_file)
       else:
         metrics = mrqa_official_eval.evaluate_files(data_file, preds_file)
-      utils.write_json(metrics, eval_file)
+      files.write_json(metrics, eval_file)
     return sorted(metrics.items())
 
   def write_predictions(self) -> QAPredictions:
@@ -247,9 +247,9 @@ class SpanBasedQAScorer(scorer.Scorer):
         null_odds[example_id] = float(
             score_null - best_non_null.start_logit - best_non_null.end_logit)
       predictions[example_id] = best_non_null.text
-    utils.write_json(dict(predictions), self._config.qa_preds_file(self._name))
+    files.write_json(dict(predictions), self._config.qa_preds_file(self._name))
     if self._v2:
-      utils.write_json(dict(null_odds), self._config.qa_na_file(self._name))
+      files.write_json(dict(null_odds), self._config.qa_na_file(self._name))
     return QAPredictions(predictions, null_odds, all_nbest)
 
   def _result_for(self, feature: Dict[str, Any], example,

@@ -45,7 +45,7 @@ import string
 import sys
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from util import utils
+from util import files, logs
 
 logger = logging.getLogger("electra")
 
@@ -383,7 +383,7 @@ def evaluate_files(data_file: str, pred_file: str, na_prob_file: Optional[str] =
   na_probs = load_json_dict(na_prob_file, "No-answer probability") if na_prob_file else None
   out_eval = evaluate(dataset, preds, na_probs, na_prob_thresh, out_image_dir)
   if out_file:
-    with utils.atomic_write(out_file) as f:
+    with files.atomic_write(out_file) as f:
       json.dump(out_eval, f)
   return out_eval
 
@@ -412,7 +412,7 @@ def _parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> None:
   """CLI: prints the metrics as one JSON object (and writes `--out-file` if given)."""
   args = _parse_args(sys.argv[1:] if argv is None else argv)
-  utils.setup_logging()  # messages such as "Missing prediction" go to stderr
+  logs.setup_logging()  # messages such as "Missing prediction" go to stderr
   out_eval = evaluate_files(args.data_file, args.pred_file, args.na_prob_file,
                             args.na_prob_thresh, args.out_file,
                             args.out_image_dir if args.na_prob_file else None)

@@ -20,7 +20,7 @@ import sys
 from typing import Dict, List, Optional, Sequence
 
 from finetune.qa import squad_official_eval as squad_eval
-from util import utils
+from util import logs
 
 logger = logging.getLogger("electra")
 
@@ -78,7 +78,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
   parser.add_argument("dataset_file", help="Dataset file")
   parser.add_argument("prediction_file", help="Prediction File")
   args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-  utils.setup_logging()  # warnings go to stderr
+  logs.setup_logging()  # warnings go to stderr
   print(json.dumps(evaluate_files(args.dataset_file, args.prediction_file)))
 
 

@@ -39,7 +39,7 @@ from finetune import feature_spec, input_files, scorer, task
 from finetune.tagging import tagging_metrics, tagging_utils
 from model import tokenization
 from model.modeling import Dense
-from util import utils
+from util import files
 
 logger = logging.getLogger("electra")
 
@@ -240,7 +240,7 @@ class TaggingTask(task.Task):
     if self._label_mapping is not None:
       return self._label_mapping
     if os.path.exists(self._label_mapping_path):
-      self._label_mapping = utils.load_pickle(self._label_mapping_path)
+      self._label_mapping = files.load_pickle(self._label_mapping_path)
       return self._label_mapping
     logger.info("Writing label mapping for task %s", self.name)
     tag_counts = collections.Counter()
@@ -254,7 +254,7 @@ class TaggingTask(task.Task):
       for _, tags in split_sentences:
         tag_counts.update(self._encode(tags))
     label_mapping = {label: i for i, label in enumerate(sorted(tag_counts))}
-    utils.write_pickle(label_mapping, self._label_mapping_path)
+    files.write_pickle(label_mapping, self._label_mapping_path)
     self._label_mapping = label_mapping
     return label_mapping
 

@@ -8,7 +8,7 @@ import pytest
 from configure_finetuning import FinetuningConfig
 from finetune import glue_submission, task_builder
 from tests.conftest import TEST_DATA, UNCASED_VOCAB
-from util import utils
+from util import files
 from util.config_base import PathTemplate
 
 GLUE_DIR = os.path.join(TEST_DATA, "finetune", "glue")
@@ -70,9 +70,9 @@ def test_from_prediction_pickles(tmp_path):
   # Test-set eids equal the index column of the GLUE test files.
   matched = mnli.get_examples("test_matched")
   assert [e.eid for e in matched] == [0, 1]
-  utils.write_pickle({e.eid: np.array([0.0, 0.0, 1.0 + e.eid]) for e in matched},
+  files.write_pickle({e.eid: np.array([0.0, 0.0, 1.0 + e.eid]) for e in matched},
                      config.test_predictions("mnli", "test_matched", 1))
-  utils.write_pickle({e.eid: np.float32(0.2 * e.eid) for e in sts.get_examples("test")},
+  files.write_pickle({e.eid: np.float32(0.2 * e.eid) for e in sts.get_examples("test")},
                      config.test_predictions("sts", "test", 1))
   out = tmp_path / "submission"
   written = glue_submission.write_glue_submission(config, 1, str(out))

@@ -20,16 +20,16 @@ _STRATEGY_SCRIPT = """
 import json, os, sys
 os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": sys.argv[1:3]},
                                       "task": {"type": "worker", "index": 0}})
-from util import cli, trainer, utils
-utils.setup_logging()
+from util import cli, logs, trainer
+logs.setup_logging()
 sys.exit(cli.run(lambda argv: trainer.make_strategy(
     "multi_worker", worker_startup_timeout_s=int(sys.argv[3])), []))
 """
 # The wait alone (no TensorFlow: starts fast).
 _WAIT_SCRIPT = """
 import sys
-from util import cli, utils, workers
-utils.setup_logging()
+from util import cli, logs, workers
+logs.setup_logging()
 sys.exit(cli.run(lambda argv: workers.wait_for_workers(
     sys.argv[1], [sys.argv[2]], int(sys.argv[3]), "worker 0"), []))
 """
@@ -105,10 +105,10 @@ def test_workers_see_each_other_before_tensorflow_starts():
 
 _TF_CONFIG_SCRIPT = """
 import sys
-from util import cli, trainer, utils, workers
+from util import cli, logs, trainer, workers
 if sys.argv[1] == "skip_wait":  # as if the port were taken between the wait and TensorFlow
   workers.wait_for_workers = lambda *args, **kwargs: None
-utils.setup_logging()
+logs.setup_logging()
 sys.exit(cli.run(lambda argv: trainer.make_strategy("multi_worker", worker_startup_timeout_s=2),
                  []))
 """
