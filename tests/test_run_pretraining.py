@@ -28,7 +28,7 @@ from configure_pretraining import PretrainingConfig
 from model import checkpointing
 from pretrain.pretraining_model import PretrainingModel
 from tests.conftest import REPO_ROOT, SAMPLE_CORPUS, UNCASED_VOCAB, tree_state
-from tests.util.test_trainer import read_scalars
+from tests.training.test_trainer import read_scalars
 from util import cli, files, locking
 
 # hidden 32, 2 layers, odd intermediate 37; generator hidden 16; E 16; S 32.

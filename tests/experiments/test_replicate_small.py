@@ -9,7 +9,7 @@ import flops_computation
 from configure_pretraining import PretrainingConfig
 from experiments import replicate_small
 from tests.conftest import TEST_DATA
-from tests.util.test_trainer import read_scalars
+from tests.training.test_trainer import read_scalars
 
 TINY_PRETRAIN = json.dumps({
     "model_hparam_overrides": {"num_hidden_layers": 1, "hidden_size": 32,

@@ -214,7 +214,7 @@ import json, sys
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from tests.util import test_trainer as t
+from tests.training import test_trainer as t
 from util import trainer as trainer_lib
 strategy = trainer_lib.make_strategy("mirrored")
 print(json.dumps({"replicas": strategy.num_replicas_in_sync,
