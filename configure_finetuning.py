@@ -21,8 +21,8 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Dict, List
 
-from util import config_base
-from util.config_base import HParamType, PathTemplate
+from training import config_base
+from training.config_base import HParamType, PathTemplate
 
 QA_PRESET_MAX_SEQ_LENGTH = 512
 

@@ -16,8 +16,8 @@ import logging
 import os
 from typing import Any, ClassVar, Dict
 
-from util import config_base
-from util.config_base import HParamType
+from training import config_base
+from training.config_base import HParamType
 
 logger = logging.getLogger("electra")
 

@@ -48,10 +48,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from util import tf_startup  # noqa: F401  (first: prints TensorFlow's start-up banners once)
 import configure_finetuning
 import configure_pretraining
-from model import hf_conversion
-from model import model_dir as model_dir_lib
+from model import hf_conversion, sizes, model_dir as model_dir_lib
 from model.modeling import BertConfig
-from util import cli, config_base, paths, training_utils
+from training import config_base
+from util import cli, paths
 from util import files
 from util import logs
 
@@ -104,7 +104,7 @@ def size_hparams(bert_config: BertConfig, embedding_size: int) -> Dict[str, Any]
   overrides: Dict[str, Any] = {}
   # Sizes first: heads and FFN width follow an overridden hidden size (§3 steps 4-5).
   for keys in (("hidden_size", "num_hidden_layers"), tuple(target)):
-    derived = training_utils.get_bert_config(types.SimpleNamespace(
+    derived = sizes.get_bert_config(types.SimpleNamespace(
         model_size=model_size, vocab_size=bert_config.vocab_size,
         model_hparam_overrides=overrides)).to_dict()
     overrides.update({k: target[k] for k in keys
@@ -115,7 +115,7 @@ def size_hparams(bert_config: BertConfig, embedding_size: int) -> Dict[str, Any]
   if embedding_size != preset_embedding:
     hparams["embedding_size"] = embedding_size
   config = configure_finetuning.FinetuningConfig("check", "/nonexistent", **hparams)
-  rebuilt = training_utils.get_model_bert_config(config)
+  rebuilt = sizes.get_model_bert_config(config)
   if rebuilt != bert_config or (config.embedding_size or rebuilt.hidden_size) != embedding_size:
     raise ValueError(f"Internal error: hparams {hparams} rebuild {rebuilt} (E "
                      f"{config.embedding_size}), not {bert_config} (E {embedding_size}).")
@@ -134,7 +134,7 @@ def generator_hparams(hparams: Mapping[str, Any], bert_config: BertConfig,
   out = {"generator_hidden_size": generator_config.hidden_size / bert_config.hidden_size,
          "generator_layers": generator_config.num_hidden_layers / bert_config.num_hidden_layers}
   config = configure_pretraining.PretrainingConfig("check", "/nonexistent", **hparams, **out)
-  derived = training_utils.get_generator_config(config, bert_config)
+  derived = sizes.get_generator_config(config, bert_config)
   if derived != generator_config:
     diffs = {k: (v, generator_config.to_dict().get(k)) for k, v in derived.to_dict().items()
              if generator_config.to_dict().get(k) != v}
@@ -170,7 +170,7 @@ def _export_pretrained(args, hparams: Dict[str, Any]) -> Tuple[hf_conversion.HFM
   config_path = os.path.join(model_dir, model_dir_lib.PRETRAIN_CONFIG_FILE)
   merged, _ = model_dir_lib.merge_hparams(hparams, _saved(config_path, PRETRAIN_HPARAMS))
   config = configure_pretraining.PretrainingConfig(args.model_name, args.data_dir, **merged)
-  bert_config = training_utils.get_model_bert_config(config)
+  bert_config = sizes.get_model_bert_config(config)
   embedding = config.embedding_size or bert_config.hidden_size  # The shared tables' width.
   has_objective = config.electra_objective or config.electric_objective
   if config.electric_objective and not config.two_tower_generator:
@@ -196,7 +196,7 @@ def _export_pretrained(args, hparams: Dict[str, Any]) -> Tuple[hf_conversion.HFM
       raise ValueError("Electric's two-tower cloze generator has no transformers "
                        "counterpart; export the discriminator or the encoder.")
     if has_objective and config.untied_generator:
-      bert_config = training_utils.get_generator_config(config, bert_config)
+      bert_config = sizes.get_generator_config(config, bert_config)
       kwargs["encoder_scope"] = "generator"
       if config.untied_generator_embeddings:  # Own tables, as wide as the generator.
         kwargs["embeddings_scope"] = "generator/embeddings"
@@ -221,7 +221,7 @@ def _export_finetuned(args, hparams: Dict[str, Any]) -> Tuple[hf_conversion.HFMo
                                model_dir_lib.FINETUNE_CONFIG_FILE), FINETUNE_HPARAMS)
   merged, _ = model_dir_lib.merge_hparams(hparams, saved)
   config = configure_finetuning.FinetuningConfig(args.model_name, args.data_dir, **merged)
-  bert_config = training_utils.get_model_bert_config(config)
+  bert_config = sizes.get_model_bert_config(config)
   model_dir_lib.check_encoder_fits(arrays.prefix, bert_config, config.embedding_size,
                                    what="checkpoint")
   embedding = config.embedding_size or bert_config.hidden_size

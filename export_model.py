@@ -65,13 +65,13 @@ import configure_finetuning
 import configure_pretraining
 from finetune import finetuning_model, task_builder
 from finetune.classification import classification_tasks
-from model import checkpointing, hf_conversion
-from model import model_dir as model_dir_lib
+from model import checkpointing, hf_conversion, sizes, model_dir as model_dir_lib
 from model.modeling import BertConfig
 from pretrain.pretrain_data import Inputs
 from pretrain.pretrain_helpers import SpecialTokenIds
 from pretrain.pretraining_model import DiscriminatorHead, PretrainingModel, TokenPredictionsHead
-from util import cli, config_base, paths, training_utils
+from training import config_base
+from util import cli, paths
 from util import files
 from util import logs
 
@@ -288,7 +288,7 @@ def build_pretrained_export(data_dir: str, model_name: str, hparams: Mapping[str
     variables.update(module.named_variables())
   asset_configs = {}
   if include_generator and model.generator is not model.discriminator:
-    asset_configs["generator_config.json"] = training_utils.get_generator_config(
+    asset_configs["generator_config.json"] = sizes.get_generator_config(
         config, model.bert_config).to_dict()
   vocab = model_dir_lib.find_vocab(
       [os.path.join(model_dir, "vocab.txt"),

@@ -32,8 +32,9 @@ from finetune import glue_submission, preprocessing, resume, task_builder
 from finetune.model_runner import (ModelRunner, check_data_files, check_model_settings,
                                    prepare_inputs,
                                    resolve_init_checkpoint)
-from model import model_dir as model_dir_lib
-from util import cli, config_base, locking, trainer as trainer_lib, training_utils
+from model import sizes, model_dir as model_dir_lib
+from training import config_base, trainer as trainer_lib
+from util import cli, locking
 from util import files
 from util import logs
 
@@ -131,7 +132,7 @@ def check_init_checkpoint(config: configure_finetuning.FinetuningConfig) -> None
                        model_dir_lib.PRETRAIN_CONFIG_FILE)
   hint = (f" (or leave them out: the sizes saved in {saved} apply to those --hparams does "
           "not set)" if os.path.isfile(saved) else "")
-  model_dir_lib.check_encoder_fits(prefix, training_utils.get_model_bert_config(config),
+  model_dir_lib.check_encoder_fits(prefix, sizes.get_model_bert_config(config),
                                    config.embedding_size, hint)
   model_dir_lib.check_vocab_matches(prefix, config.vocab_file)
 

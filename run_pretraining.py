@@ -27,17 +27,18 @@ from model.optimization import ElectraOptimizer, create_pretraining_optimizer
 from pretrain import pretrain_data
 from pretrain.pretrain_metrics import PretrainingMetrics, metric_tensors
 from pretrain.pretraining_model import PretrainingModel
-from util import cli, config_base, locking, trainer as trainer_lib
+from training import config_base, trainer as trainer_lib
+from training.progress import ETALogger
+from util import cli, locking
 from util import files
 from util import logs
-from util.training_utils import ETALogger
 
 logger = logging.getLogger("electra")
 
 CONFIG_FILE = model_dir.PRETRAIN_CONFIG_FILE  # pretrain_config.json
 # Hparams that fix the variables' names and shapes: a resumed run must not change them.
 ARCHITECTURE_HPARAMS = model_dir.ARCHITECTURE_HPARAMS
-# Fold-in key of the eval seed (the train steps use key 0, util/trainer.py).
+# Fold-in key of the eval seed (the train steps use key 0, training/trainer.py).
 _EVAL_SEED_KEY = 1
 
 
@@ -321,7 +322,7 @@ def train_or_eval(config: configure_pretraining.PretrainingConfig) -> Dict[str, 
   Raises:
     ValueError: not exactly one of do_train / do_eval, or invalid hparams.
     util.locking.LockedError: another trainer uses the model dir.
-    util.trainer.WorkerLostError: multi_worker: another worker died or stopped answering.
+    training.trainer.WorkerLostError: multi_worker: another worker died or stopped answering.
   """
   if config.do_train == config.do_eval:
     raise ValueError("Exactly one of `do_train` or `do_eval` must be True.")

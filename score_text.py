@@ -43,7 +43,8 @@ from util import tf_startup  # noqa: F401  (first: prints TensorFlow's start-up 
 import configure_pretraining
 from model import model_dir as model_dir_lib
 from model.model_dir import PRETRAIN_CONFIG_FILE as CONFIG_FILE
-from util import cli, config_base, paths
+from training import config_base
+from util import cli, paths
 from util import files
 from util import logs
 

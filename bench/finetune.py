@@ -7,7 +7,7 @@
 
 For each `task:seq` configuration it builds the fine-tuning model exactly as
 `run_finetuning.py` does (`FinetuningModel` with the task's head, the
-fine-tuning optimizer with layer-wise decay, `util.trainer.Trainer` with the
+fine-tuning optimizer with layer-wise decay, `training.trainer.Trainer` with the
 summed loss) and feeds synthetic full-length batches (random word ids, every
 position real, labels / answer positions 0). It prints one JSON line per
 measurement:
@@ -62,7 +62,8 @@ from finetune import finetuning_model, model_runner, preprocessing, task_builder
 from flops_computation import TransformerHparams  # noqa: E402
 from model import checkpointing  # noqa: E402
 from model.optimization import create_finetuning_optimizer  # noqa: E402
-from util import files, trainer as trainer_lib  # noqa: E402
+from training import trainer as trainer_lib  # noqa: E402
+from util import files  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB = os.path.join(REPO_ROOT, "data", "vocab", "uncased_vocab.txt")

@@ -56,8 +56,9 @@ import run_pretraining  # noqa: E402
 from bench import common, peak  # noqa: E402
 from configure_pretraining import PretrainingConfig  # noqa: E402
 from flops_computation import electra_pretraining_flops_per_example  # noqa: E402
+from model import sizes  # noqa: E402
 from pretrain import pretrain_data  # noqa: E402
-from util import files, training_utils  # noqa: E402
+from util import files  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB = os.path.join(REPO_ROOT, "data", "vocab", "uncased_vocab.txt")
@@ -97,7 +98,7 @@ def synthetic_dataset(config: PretrainingConfig) -> tf.data.Dataset:
 def flops_per_example(config: PretrainingConfig, model) -> float:
   """Training FLOPs of one example by the original's formula (flops_computation.py)."""
   disc = model.bert_config
-  gen = training_utils.get_generator_config(config, disc)
+  gen = sizes.get_generator_config(config, disc)
   return electra_pretraining_flops_per_example(
       disc.hidden_size, disc.num_hidden_layers, gen.hidden_size, gen.num_hidden_layers,
       config.embedding_size or disc.hidden_size, config.max_seq_length, config.mask_prob,

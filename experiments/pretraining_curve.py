@@ -26,7 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # pylint: disable=wrong-import-position
 import configure_pretraining  # noqa: E402
 import run_pretraining  # noqa: E402
-from util import cli, config_base, logs  # noqa: E402
+from training import config_base  # noqa: E402
+from util import cli, logs  # noqa: E402
 
 COLUMNS = ("masked_lm_accuracy", "masked_lm_loss", "disc_auc", "disc_precision",
            "disc_recall", "disc_loss")

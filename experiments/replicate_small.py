@@ -63,12 +63,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import build_pretraining_dataset  # noqa: E402
 import configure_finetuning  # noqa: E402
 import configure_pretraining  # noqa: E402
-import flops_computation  # noqa: E402
 from experiments import pretraining_curve  # noqa: E402
+import flops_computation  # noqa: E402
+from model.sizes import get_bert_config, get_generator_config  # noqa: E402
 import run_finetuning  # noqa: E402
 import run_pretraining  # noqa: E402
-from util import cli, config_base, files, logs  # noqa: E402
-from util.training_utils import get_bert_config, get_generator_config  # noqa: E402
+from training import config_base  # noqa: E402
+from util import cli, files, logs  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OBJECTIVES = ("electra", "mlm")
@@ -332,7 +333,7 @@ def markdown_report(results: Dict[str, Any]) -> str:
 def write_tensorboard(results: Dict[str, Any], log_dir: str) -> None:
   """The curves (vs step, and vs GFLOPs as the step) and the fine-tuning summaries."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from util import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
+  from training import trainer as trainer_lib  # pylint: disable=import-outside-toplevel
   for objective in OBJECTIVES:
     writer = tf.summary.create_file_writer(os.path.join(log_dir, objective))
     for point in results["pretraining"][objective]["curve"]:

@@ -18,8 +18,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from finetune import task as task_lib
-from model import modeling, stateless_random
-from util import training_utils
+from model import modeling, sizes, stateless_random
 
 
 class FinetuningModel(modeling.NamedModule):
@@ -28,7 +27,7 @@ class FinetuningModel(modeling.NamedModule):
   Args:
     config: the `FinetuningConfig` (uses `task_names` order implicitly via the
       tasks, `embedding_size`, `max_seq_length`, and the size hparams /
-      `debug` through `training_utils.get_model_bert_config`).
+      `debug` through `sizes.get_model_bert_config`).
     tasks: the tasks, in `config.task_names` order (`task_id` = index).
     bert_config: optional `BertConfig`; default `get_model_bert_config(config)`
       (the debug model when `config.debug`).
@@ -54,7 +53,7 @@ class FinetuningModel(modeling.NamedModule):
       raise ValueError(f"Tasks {[task.name for task in tasks]} must match task_names "
                        f"{list(config.task_names)} in order (task_id is the index).")
     if bert_config is None:
-      bert_config = training_utils.get_model_bert_config(config)
+      bert_config = sizes.get_model_bert_config(config)
     if config.max_seq_length > bert_config.max_position_embeddings:
       raise ValueError(f"max_seq_length ({config.max_seq_length}) exceeds the model's "
                        f"max_position_embeddings ({bert_config.max_position_embeddings}); "

@@ -3,7 +3,7 @@
 Spec: cli.md §4 (control flow, log lines), finetune.md §1, §6-§8 (model,
 multi-task data, results, test outputs), checkpoints.md §4 (what
 `init_checkpoint` loads). The original wrapped a TPUEstimator; here the model
-is a `tf.Module`, trained by `util.trainer.Trainer` with the loss **summed**
+is a `tf.Module`, trained by `training.trainer.Trainer` with the loss **summed**
 over the batch, layer-wise learning-rate decay and a warm-up proportion
 (model.md §7), and predicted by a `tf.function` over the predict tfrecords.
 
@@ -42,10 +42,11 @@ import tensorflow as tf
 from finetune import finetuning_model, preprocessing
 from finetune import task as task_lib
 from finetune.classification import classification_tasks
-from model import checkpointing, tokenization
+from model import checkpointing, sizes, tokenization
 from model.model_dir import FINETUNE_CONFIG_FILE
 from model.optimization import create_finetuning_optimizer
-from util import cli, files, training_utils, trainer as trainer_lib
+from training import trainer as trainer_lib
+from util import cli, files
 
 logger = logging.getLogger("electra")
 
@@ -100,7 +101,7 @@ def check_model_settings(config) -> None:
     UsageError: `max_seq_length` above the model's `max_position_embeddings`,
       or a `vocab_file` with more tokens than `vocab_size` embedding rows.
   """
-  bert_config = training_utils.get_model_bert_config(config)
+  bert_config = sizes.get_model_bert_config(config)
   if config.max_seq_length > bert_config.max_position_embeddings:
     raise cli.UsageError(
         f"hparam max_seq_length ({config.max_seq_length}) exceeds the model's "

@@ -30,8 +30,8 @@ import os
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from model import checkpointing, tokenization
-from util import cli, files, training_utils
+from model import checkpointing, sizes, tokenization
+from util import cli, files
 
 logger = logging.getLogger("electra")
 
@@ -153,7 +153,7 @@ def saved_encoder_hparams(saved: Mapping[str, Any]) -> Dict[str, Any]:
   overrides = saved.get("model_hparam_overrides") or {}
   fields = {k: v for k, v in overrides.items() if k in ENCODER_FIELDS}
   if saved.get("debug"):
-    fields.update(training_utils.DEBUG_MODEL_OVERRIDES)
+    fields.update(sizes.DEBUG_MODEL_OVERRIDES)
   if fields:
     hparams["model_hparam_overrides"] = dict(sorted(fields.items()))
   return hparams

@@ -27,12 +27,11 @@ from typing import Any, Dict, NamedTuple, Optional
 
 import tensorflow as tf
 
-from model import modeling, stateless_random
+from model import modeling, sizes, stateless_random
 from model.modeling import BertConfig, BertModel, Dense, Embeddings, LayerNorm, NamedModule
 from pretrain import pretrain_helpers
 from pretrain.pretrain_data import Inputs, features_to_inputs, get_updated_inputs
 from pretrain.pretrain_helpers import SpecialTokenIds
-from util import training_utils
 
 # Fixed fold-in keys, one per random use site (never renumber: it would change
 # every seeded run).
@@ -327,7 +326,7 @@ class PretrainingModel(NamedModule):
     _check_config(config)
     self.config = config
     self.special_ids = special_ids or SpecialTokenIds.from_vocab_file(config.vocab_file)
-    self.bert_config = training_utils.get_model_bert_config(config)
+    self.bert_config = sizes.get_model_bert_config(config)
     if config.mixed_precision not in _COMPUTE_DTYPES:
       raise ValueError(f"mixed_precision must be one of {sorted(_COMPUTE_DTYPES)}, "
                        f"got {config.mixed_precision!r}.")
@@ -363,7 +362,7 @@ class PretrainingModel(NamedModule):
     if not (self.has_discriminator and config.untied_generator):
       return BertModel(self.bert_config, "electra", embeddings=self.embeddings,
                        compute_dtype=dtype)
-    gen_config = training_utils.get_generator_config(config, self.bert_config)
+    gen_config = sizes.get_generator_config(config, self.bert_config)
     if config.two_tower_generator:
       if config.untied_generator_embeddings:
         ltr, rtl = (Embeddings(gen_config, scope=f"{scope}/embeddings")

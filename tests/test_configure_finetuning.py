@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from configure_finetuning import FinetuningConfig
-from util import config_base
+from training import config_base
 
 # hparams.md §2 table, transcribed by hand (for the default task "chunk",
 # whose preset sets max_seq_length 256; paths checked separately).

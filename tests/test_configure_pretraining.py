@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from configure_pretraining import PretrainingConfig
-from util import config_base
+from training import config_base
 
 # hparams.md §1 table, transcribed by hand (paths checked separately).
 SPEC_DEFAULTS = {

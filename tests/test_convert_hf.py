@@ -18,12 +18,12 @@ import tensorflow as tf
 import configure_finetuning
 import configure_pretraining
 import convert_hf
-from model import checkpointing, hf_conversion
+from model import checkpointing, hf_conversion, sizes
 from model.modeling import BertConfig, BertModel, Dense
 from pretrain.pretrain_helpers import SpecialTokenIds
 from pretrain.pretraining_model import PretrainingModel
+from util import cli
 from tests.conftest import tree_state
-from util import cli, training_utils
 
 TINY = {"hidden_size": 18, "num_hidden_layers": 2, "num_attention_heads": 3,
         "intermediate_size": 37}
@@ -138,7 +138,7 @@ def test_discriminator_import_feeds_finetuning(pretrained):
   config = configure_finetuning.FinetuningConfig("disc", pretrained["data_dir"],
                                                  task_names=["chunk"], **hparams)
   assert config.init_checkpoint == out and config.vocab_file == os.path.join(out, "vocab.txt")
-  bert_config = training_utils.get_model_bert_config(config)
+  bert_config = sizes.get_model_bert_config(config)
   encoder = BertModel(bert_config, embedding_size=config.embedding_size)
   report = checkpointing.restore_checkpoint(config.init_checkpoint, encoder.named_variables(),
                                             partial=True)
@@ -156,7 +156,7 @@ def test_token_classification_export_and_import(pretrained):
   data_dir = pretrained["data_dir"]
   config = configure_finetuning.FinetuningConfig("tiny", data_dir, task_names=["chunk"],
                                                  model_hparam_overrides=TINY, embedding_size=12)
-  bert_config = training_utils.get_model_bert_config(config)
+  bert_config = sizes.get_model_bert_config(config)
   encoder = BertModel(bert_config, embedding_size=12)
   head = Dense("task_specific/chunk/dense", 18, 4)
   variables = {**encoder.named_variables(), **head.named_variables()}
@@ -232,7 +232,7 @@ def test_generator_hparams():
   fractions = convert_hf.generator_hparams(base, disc, gen)
   assert fractions == {"generator_hidden_size": 256 / 768, "generator_layers": 1.0}
   config = configure_pretraining.PretrainingConfig("m", "/x", **base, **fractions)
-  assert training_utils.get_generator_config(config, disc) == gen
+  assert sizes.get_generator_config(config, disc) == gen
   with pytest.raises(ValueError, match="generator heads = max"):
     convert_hf.generator_hparams(base, disc, BertConfig(30522, 256, 12, 2, 1024))
 

@@ -201,7 +201,7 @@ _PROBE_SCRIPT = """
 import json, sys
 from tensorflow.python.eager import context
 import run_finetuning, run_pretraining
-from util import trainer
+from training import trainer
 
 class Reached(Exception):
   pass

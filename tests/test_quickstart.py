@@ -6,7 +6,7 @@ import re
 import configure_finetuning
 import configure_pretraining
 from experiments import replicate_small
-from util import training_utils
+from model import sizes
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -49,13 +49,13 @@ def test_quickstart_is_not_debug_and_builds_the_documented_model(tmp_path):
   config = configure_pretraining.PretrainingConfig(
       "quickstart", str(tmp_path), **parts["ARCH"], **parts["PRETRAIN_RECIPE"])
   assert not config.debug
-  bert = training_utils.get_model_bert_config(config)
+  bert = sizes.get_model_bert_config(config)
   assert (bert.num_hidden_layers, bert.hidden_size, bert.num_attention_heads) == (3, 144, 4)
-  assert training_utils.get_generator_config(config, bert).hidden_size == 36
+  assert sizes.get_generator_config(config, bert).hidden_size == 36
   assert config.train_batch_size == 8 and config.learning_rate == 1e-4
   ft = configure_finetuning.FinetuningConfig("quickstart", str(tmp_path), **parts["ARCH"],
                                              **parts["FINETUNE_RECIPE"])
-  assert training_utils.get_model_bert_config(ft).to_dict() == bert.to_dict()
+  assert sizes.get_model_bert_config(ft).to_dict() == bert.to_dict()
 
 
 def test_replication_uses_the_quickstart_encoder_and_recipe():

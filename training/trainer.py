@@ -46,8 +46,9 @@ from tensorflow.core.framework import summary_pb2
 from model import checkpointing, modeling, stateless_random
 from model.modeling import NamedModule
 from model.optimization import ElectraOptimizer, all_reduce_gradients
-from util import cli, graph_options, signals, workers
-from util.training_utils import ETALogger
+from training import graph_options, workers
+from training.progress import ETALogger
+from util import cli, signals
 
 logger = logging.getLogger("electra")
 
@@ -120,7 +121,7 @@ def _multi_worker_strategy(timeout_s: int, collective_timeout_s: int) -> tf.dist
   TensorFlow waits for the other workers inside one C++ call that holds the
   GIL: no Python runs, not even signal handlers, and SIGTERM is swallowed by
   its preemption notifier. So the waiting happens here first, in Python
-  (`util.workers.wait_for_workers`): logged, interruptible, bounded by `timeout_s`.
+  (`training.workers.wait_for_workers`): logged, interruptible, bounded by `timeout_s`.
   Every collective (gradient all-reduce, metric reduction) then gives up after
   `collective_timeout_s` (DeadlineExceededError); a worker that dies is noticed
   sooner, by a refused connection or TensorFlow's missed-heartbeat check

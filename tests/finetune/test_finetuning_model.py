@@ -8,8 +8,8 @@ import tensorflow as tf
 from configure_finetuning import FinetuningConfig
 from finetune import finetuning_model, task_builder
 from model.modeling import BertConfig
+from training.config_base import PathTemplate
 from tests.conftest import TEST_DATA, UNCASED_VOCAB
-from util.config_base import PathTemplate
 
 GLUE_DIR = os.path.join(TEST_DATA, "finetune", "glue")
 B, S = 7, 9

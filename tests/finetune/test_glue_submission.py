@@ -7,9 +7,9 @@ import pytest
 
 from configure_finetuning import FinetuningConfig
 from finetune import glue_submission, task_builder
-from tests.conftest import TEST_DATA, UNCASED_VOCAB
+from training.config_base import PathTemplate
 from util import files
-from util.config_base import PathTemplate
+from tests.conftest import TEST_DATA, UNCASED_VOCAB
 
 GLUE_DIR = os.path.join(TEST_DATA, "finetune", "glue")
 

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from configure_finetuning import FinetuningConfig
 from finetune import preprocessing, task_builder
+from training.config_base import PathTemplate
 from tests.conftest import TEST_DATA, UNCASED_VOCAB
-from util.config_base import PathTemplate
 
 GLUE_DIR = os.path.join(TEST_DATA, "finetune", "glue")
 CREATING = "Existing tfrecords not found so creating"

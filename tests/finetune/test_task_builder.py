@@ -12,8 +12,8 @@ from configure_finetuning import FinetuningConfig
 from finetune import task_builder
 from finetune.classification import classification_tasks as ct
 from model import tokenization
+from training.config_base import PathTemplate
 from tests.conftest import TEST_DATA, UNCASED_VOCAB
-from util.config_base import PathTemplate
 
 DATA_DIR = os.path.join(TEST_DATA, "finetune")
 BOOLQ = {"name": "boolq", "type": "classification", "text_a_column": 1, "text_b_column": 2,

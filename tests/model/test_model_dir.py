@@ -13,10 +13,10 @@ import tensorflow as tf
 
 from configure_finetuning import FinetuningConfig
 from configure_pretraining import PretrainingConfig
-from model import checkpointing, model_dir
+from model import checkpointing, model_dir, sizes
 from model.modeling import BertModel
+from util import cli
 from tests.conftest import UNCASED_VOCAB
-from util import cli, training_utils
 
 TINY = {"model_hparam_overrides": {"hidden_size": 24, "num_hidden_layers": 2,
                                    "num_attention_heads": 3, "intermediate_size": 40,
@@ -87,8 +87,8 @@ def test_finetuning_inherits_the_saved_sizes(tmp_path, log_messages):
   data_dir, pretraining = _pretrained(tmp_path)
   config = _finetuning_config(data_dir, "m", {"task_names": ["rte"]})
   # The same encoder as the pre-training run: every BertConfig field but the dropout.
-  expected = training_utils.get_model_bert_config(pretraining).to_dict()
-  built = training_utils.get_model_bert_config(config).to_dict()
+  expected = sizes.get_model_bert_config(pretraining).to_dict()
+  built = sizes.get_model_bert_config(config).to_dict()
   assert {k: v for k, v in built.items() if k != "hidden_dropout_prob"} == {
       k: v for k, v in expected.items() if k != "hidden_dropout_prob"}
   assert built["hidden_dropout_prob"] == 0.1  # Dropout is a fine-tuning choice.
@@ -108,7 +108,7 @@ def test_explicit_hparams_win(tmp_path, log_messages):
   config = _finetuning_config(data_dir, "m", {
       "task_names": ["rte"], "embedding_size": 20,
       "model_hparam_overrides": {"num_hidden_layers": 5, "hidden_dropout_prob": 0.2}})
-  bert_config = training_utils.get_model_bert_config(config)
+  bert_config = sizes.get_model_bert_config(config)
   assert config.embedding_size == 20
   assert (bert_config.num_hidden_layers, bert_config.hidden_dropout_prob) == (5, 0.2)
   assert (bert_config.hidden_size, bert_config.num_attention_heads,
@@ -121,9 +121,9 @@ def test_debug_pretraining_becomes_overrides_not_debug(tmp_path):
   data_dir, pretraining = _pretrained(tmp_path, debug=True)
   config = _finetuning_config(data_dir, "m", {"task_names": ["rte"]})
   assert not config.debug and config.init_checkpoint == pretraining.model_dir
-  assert training_utils.get_model_bert_config(config).to_dict() == {
-      **training_utils.get_model_bert_config(pretraining).to_dict(), "hidden_dropout_prob": 0.1}
-  assert training_utils.get_model_bert_config(config).hidden_size == 144
+  assert sizes.get_model_bert_config(config).to_dict() == {
+      **sizes.get_model_bert_config(pretraining).to_dict(), "hidden_dropout_prob": 0.1}
+  assert sizes.get_model_bert_config(config).hidden_size == 144
 
 
 def test_no_saved_config_changes_nothing(tmp_path, log_messages):
@@ -153,7 +153,7 @@ def _save_encoder(directory, config, embedding_size):
 
 def test_checkpoint_encoder_dims_and_fit(tmp_path):
   data_dir, pretraining = _pretrained(tmp_path)
-  bert_config = training_utils.get_model_bert_config(pretraining)
+  bert_config = sizes.get_model_bert_config(pretraining)
   prefix = _save_encoder(pretraining.model_dir, bert_config, 12)
   dims = model_dir.checkpoint_encoder_dims(checkpointing.list_checkpoint(prefix))
   assert dims == {"vocab_size": 30522, "embedding_size": 12, "max_position_embeddings": 512,
@@ -163,7 +163,7 @@ def test_checkpoint_encoder_dims_and_fit(tmp_path):
   config = _finetuning_config(data_dir, "m", {"model_hparam_overrides": {"hidden_size": 30},
                                               "embedding_size": 16})
   with pytest.raises(cli.UsageError) as error:
-    model_dir.check_encoder_fits(prefix, training_utils.get_model_bert_config(config),
+    model_dir.check_encoder_fits(prefix, sizes.get_model_bert_config(config),
                                  config.embedding_size)
   assert str(error.value) == (
       f"init_checkpoint {prefix} holds an encoder with embedding_size 12 (the hparams give 16), "
@@ -180,7 +180,7 @@ def test_mismatch_names_the_model_size(tmp_path):
   prefix = checkpointing.save_checkpoint(str(tmp_path / "small"), 1, variables)
   config = FinetuningConfig("m", str(tmp_path), model_size="base", vocab_size=99)
   with pytest.raises(cli.UsageError) as error:
-    model_dir.check_encoder_fits(prefix, training_utils.get_model_bert_config(config),
+    model_dir.check_encoder_fits(prefix, sizes.get_model_bert_config(config),
                                  config.embedding_size, hint=" (hint)")
   message = str(error.value)
   assert "\n" not in message

@@ -4,8 +4,10 @@ import os
 
 import pytest
 
-from util import cli, config_base
-from util.config_base import HParamType, PathTemplate, infer_hparam_type, parse_hparams
+from util import cli
+
+from training import config_base
+from training.config_base import HParamType, PathTemplate, infer_hparam_type, parse_hparams
 
 
 def test_parse_literal():

@@ -6,7 +6,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
 from tensorflow.python.eager import context
 
-from util import graph_options
+from training import graph_options
 
 RC = rewriter_config_pb2.RewriterConfig
 

@@ -17,8 +17,9 @@ from tensorflow.core.util import event_pb2
 
 from model import checkpointing, modeling
 from model.optimization import create_optimizer
-from util import cli, trainer as trainer_lib
-from util.trainer import TrainSettings, Trainer
+from training import trainer as trainer_lib
+from training.trainer import TrainSettings, Trainer
+from util import cli
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 IN, OUT, BATCH, STEPS = 5, 3, 8, 4  # odd sizes, so a swapped axis fails
@@ -215,7 +216,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from tests.training import test_trainer as t
-from util import trainer as trainer_lib
+from training import trainer as trainer_lib
 strategy = trainer_lib.make_strategy("mirrored")
 print(json.dumps({"replicas": strategy.num_replicas_in_sync,
                   "results": t.aggregation_results(sys.argv[1], strategy)}))

@@ -1,4 +1,4 @@
-"""util/workers.py and multi_worker start-up: a missing worker ends the wait with one clear
+"""training/workers.py and multi_worker start-up: a missing worker ends the wait with one clear
 line after worker_startup_timeout_s, and SIGTERM ends it at once (TensorFlow's own
 rendezvous would wait for ever, deaf to SIGTERM). A bad TF_CONFIG or a taken port is one
 `error:` line too, and so is a worker lost mid-training (named with its address)."""
@@ -20,7 +20,8 @@ _STRATEGY_SCRIPT = """
 import json, os, sys
 os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": sys.argv[1:3]},
                                       "task": {"type": "worker", "index": 0}})
-from util import cli, logs, trainer
+from training import trainer
+from util import cli, logs
 logs.setup_logging()
 sys.exit(cli.run(lambda argv: trainer.make_strategy(
     "multi_worker", worker_startup_timeout_s=int(sys.argv[3])), []))
@@ -28,7 +29,8 @@ sys.exit(cli.run(lambda argv: trainer.make_strategy(
 # The wait alone (no TensorFlow: starts fast).
 _WAIT_SCRIPT = """
 import sys
-from util import cli, logs, workers
+from training import workers
+from util import cli, logs
 logs.setup_logging()
 sys.exit(cli.run(lambda argv: workers.wait_for_workers(
     sys.argv[1], [sys.argv[2]], int(sys.argv[3]), "worker 0"), []))
@@ -105,7 +107,8 @@ def test_workers_see_each_other_before_tensorflow_starts():
 
 _TF_CONFIG_SCRIPT = """
 import sys
-from util import cli, logs, trainer, workers
+from training import trainer, workers
+from util import cli, logs
 if sys.argv[1] == "skip_wait":  # as if the port were taken between the wait and TensorFlow
   workers.wait_for_workers = lambda *args, **kwargs: None
 logs.setup_logging()
@@ -141,7 +144,7 @@ def _one_error_line(stderr):
         "index_out_of_range", "no_port", "same_address_twice"])
 def test_a_bad_tf_config_is_one_error_line(tf_config, expected, monkeypatch, capsys):
   monkeypatch.setenv("TF_CONFIG", tf_config)
-  from util import trainer  # pylint: disable=import-outside-toplevel  (imports TensorFlow)
+  from training import trainer  # pylint: disable=import-outside-toplevel  (imports TensorFlow)
   assert cli.run(lambda argv: trainer.make_strategy("multi_worker"), []) == cli.USAGE_EXIT
   assert _one_error_line(capsys.readouterr().err).startswith(expected)
 
@@ -152,7 +155,7 @@ def test_a_port_in_use_is_one_error_line(monkeypatch, capsys):
     monkeypatch.setenv("TF_CONFIG", json.dumps({
         "cluster": {"worker": [f"localhost:{port}", f"localhost:{_free_port()}"]},
         "task": {"type": "worker", "index": 0}}))
-    from util import trainer  # pylint: disable=import-outside-toplevel
+    from training import trainer  # pylint: disable=import-outside-toplevel
     assert cli.run(lambda argv: trainer.make_strategy("multi_worker"), []) == cli.DATA_EXIT
   error = _one_error_line(capsys.readouterr().err)
   assert f"cannot listen on this worker's TF_CONFIG address localhost:{port}" in error
@@ -198,7 +201,7 @@ def _fake_strategy(task_id=0):
 ])
 def test_a_lost_worker_is_named_with_its_address(message, lost):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from util import trainer  # pylint: disable=import-outside-toplevel
+  from training import trainer  # pylint: disable=import-outside-toplevel
   text = trainer.lost_worker_message(_fake_strategy(),
                                      tf.errors.UnavailableError(None, None, message), None)
   assert text == (f"{lost} is unreachable (it died, hangs or lost its connection), so worker 0 "
@@ -209,7 +212,7 @@ def test_a_lost_worker_is_named_with_its_address(message, lost):
 def test_a_timed_out_worker_and_the_last_checkpoint(tmp_path):
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from model import checkpointing  # pylint: disable=import-outside-toplevel
-  from util import trainer  # pylint: disable=import-outside-toplevel
+  from training import trainer  # pylint: disable=import-outside-toplevel
   error = tf.errors.DeadlineExceededError(None, None, "Collective ops is aborted by: timeout")
   text = trainer.lost_worker_message(_fake_strategy(task_id=1), error, str(tmp_path))
   assert text.startswith("worker 0 (localhost:23470) or worker 2 (host2:23472) did not answer "

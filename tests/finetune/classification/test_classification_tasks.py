@@ -15,9 +15,9 @@ from configure_finetuning import FinetuningConfig
 from finetune.classification import classification_tasks as ct
 from model import modeling, tokenization
 from model.modeling import BertOutput
-from tests.conftest import TEST_DATA, UNCASED_VOCAB
+from training.config_base import PathTemplate
 from util import cli
-from util.config_base import PathTemplate
+from tests.conftest import TEST_DATA, UNCASED_VOCAB
 
 GLUE_DIR = os.path.join(TEST_DATA, "finetune", "glue")
 
