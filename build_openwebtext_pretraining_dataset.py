@@ -21,8 +21,7 @@ import time
 import zlib
 from typing import Optional, Sequence
 
-
-import build_pretraining_dataset as bpd
+from pretrain import dataset_builder, example_builder
 from util import files
 
 
@@ -43,27 +42,29 @@ def extract_archive(archive: str, destination: str) -> None:
                      "<data-dir>/openwebtext must be an OpenWebText tarball.") from None
 
 
-def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> bpd.BuildStats:
+def write_examples(job_id: int, args: argparse.Namespace,
+                   shard_dir: str) -> example_builder.BuildStats:
   """One worker: extracts its share of the archives and writes their examples."""
   job_tmp_dir = os.path.join(args.data_dir, "tmp", "job_" + str(job_id))
   owt_dir = os.path.join(args.data_dir, "openwebtext")
-  log = bpd.job_logger(job_id)
-  rng = bpd.job_rng(args.seed, job_id)
+  log = dataset_builder.job_logger(job_id)
+  rng = dataset_builder.job_rng(args.seed, job_id)
   log("Creating example writer")
-  example_writer = bpd.ExampleWriter(
+  example_writer = example_builder.ExampleWriter(
       job_id=job_id, vocab_file=os.path.join(args.data_dir, "vocab.txt"),
       output_dir=shard_dir, max_seq_length=args.max_seq_length, num_jobs=args.num_processes,
       blanks_separate_docs=False, do_lower_case=args.do_lower_case,
       strip_accents=args.strip_accents, rng=rng)
   log("Writing tf examples")
-  archives = bpd.check_input_files(owt_dir, "OpenWebText directory", warn=False)
-  fnames = bpd.job_files(archives, job_id, args.num_processes)
+  archives = dataset_builder.check_input_files(owt_dir, "OpenWebText directory", warn=False)
+  fnames = dataset_builder.job_files(archives, job_id, args.num_processes)
   rng.shuffle(fnames)
   start_time = time.time()
   try:
     for file_no, fname in enumerate(fnames):
       if file_no > 0 and file_no % 10 == 0:
-        log(bpd.progress_message(file_no, len(fnames), start_time, example_writer.n_written))
+        log(dataset_builder.progress_message(file_no, len(fnames), start_time,
+                                             example_writer.n_written))
       # The scratch dir is re-created per archive and, as in the original,
       # left in place at the end (cli.md Quirks).
       files.rmkdir(job_tmp_dir)
@@ -85,7 +86,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--data-dir", required=True,
                       help="Location of data (vocab file, corpus, etc).")
-  bpd.add_tokenizer_args(parser)
+  dataset_builder.add_tokenizer_args(parser)
   return parser.parse_args(argv)
 
 
@@ -98,13 +99,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
       raise FileNotFoundError(f"Data directory {args.data_dir} does not exist.")
     vocab_file = os.path.join(args.data_dir, "vocab.txt")
     owt_dir = os.path.join(args.data_dir, "openwebtext")
-    bpd.check_input_files(owt_dir, "OpenWebText directory")
-    bpd.check_vocab(vocab_file)
+    dataset_builder.check_input_files(owt_dir, "OpenWebText directory")
+    dataset_builder.check_vocab(vocab_file)
     output_dir = os.path.join(args.data_dir, "pretrain_tfrecords")
-    bpd.check_output_dir(output_dir, [owt_dir, vocab_file])
-    bpd.build_shards(write_examples, args, output_dir)
+    dataset_builder.check_output_dir(output_dir, [owt_dir, vocab_file])
+    dataset_builder.build_shards(write_examples, args, output_dir)
 
-  return bpd.run_build(args, build)
+  return dataset_builder.run_build(args, build)
 
 
 if __name__ == "__main__":

@@ -35,8 +35,8 @@ import sys
 import time
 from typing import Counter, Iterable, List, Optional, Sequence
 
-import build_pretraining_dataset as bpd
 from model import tokenization
+from pretrain import dataset_builder, example_builder
 from util import cli, files
 
 SPECIAL_TOKENS = ("[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -85,8 +85,8 @@ def read_corpus(corpus_dir: str, output_file: Optional[str] = None) -> Iterable[
   if output_file and os.path.dirname(os.path.realpath(output_file)) == os.path.realpath(
       corpus_dir):
     skip.append(os.path.basename(output_file))
-  for name in bpd.check_input_files(corpus_dir, "Corpus directory", skip):
-    yield from bpd.read_lines(os.path.join(corpus_dir, name))
+  for name in dataset_builder.check_input_files(corpus_dir, "Corpus directory", skip):
+    yield from example_builder.read_lines(os.path.join(corpus_dir, name))
 
 
 def _always_alone(char: str) -> bool:
@@ -245,7 +245,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser.add_argument("--output-file", required=True, help="Where to write vocab.txt.")
   parser.add_argument("--vocab-size", required=True, type=int,
                       help="Maximum number of lines (specials and reserved rows included).")
-  bpd.add_casing_args(parser)  # The same flags as the dataset builder.
+  dataset_builder.add_casing_args(parser)  # The same flags as the dataset builder.
   parser.add_argument("--num-reserved", type=int, default=DEFAULT_NUM_RESERVED,
                       help="Number of [unusedI] rows; with 99 or more, [UNK] [CLS] [SEP] "
                            "[MASK] get BERT's ids 100-103.")

@@ -41,8 +41,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # TensorFlow and bench.common (which imports it) are imported inside functions:
 # the builder's `spawn` workers re-import this main module, and must stay light.
-import build_pretraining_dataset as bpd  # noqa: E402
+import build_pretraining_dataset  # noqa: E402
 from model import tokenization  # noqa: E402
+from pretrain import example_builder  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_CORPUS = os.path.join(REPO_ROOT, "data", "corpus", "moby_dick.txt")
@@ -93,7 +94,8 @@ def corpus_lines(corpus_dir: str) -> List[str]:
   """Every line of every file, read and stripped as the builder does."""
   lines = []
   for name in sorted(os.listdir(corpus_dir)):
-    lines.extend(line.strip() for line in bpd.read_lines(os.path.join(corpus_dir, name)))
+    path = os.path.join(corpus_dir, name)
+    lines.extend(line.strip() for line in example_builder.read_lines(path))
   return lines
 
 
@@ -186,7 +188,7 @@ def bench_builder(corpus_dir: str, vocab_file: str, max_seq_length: int,
           "--seed", "0"]
   start, cpu_start = time.perf_counter(), cpu_seconds()
   with quiet_stdout():
-    code = bpd.main(argv)
+    code = build_pretraining_dataset.main(argv)
   seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
   if code != 0:
     raise RuntimeError(f"build_pretraining_dataset.py {' '.join(argv)} exited with {code}")

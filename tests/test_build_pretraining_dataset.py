@@ -18,6 +18,7 @@ import tensorflow as tf
 
 import build_pretraining_dataset as bpd
 from model import tokenization
+from pretrain import dataset_builder, example_builder, tfrecord_writer
 from tests.conftest import REPO_ROOT, TEST_DATA
 
 CORPUS_SLICES = sorted(glob.glob(os.path.join(TEST_DATA, "corpus", "*.txt")))
@@ -247,7 +248,7 @@ def test_seeded_build_matches_reference(corpus_dir, vocab_file, tokenizer, tmp_p
     name = f"pretrain_data.tfrecord-{i}-of-1000"
     with tf.io.TFRecordWriter(str(tmp_path / name)) as writer:
       for record in shards.get(i, []):
-        writer.write(bpd.ExampleFeatures(*record).to_tf_example().SerializeToString(
+        writer.write(tfrecord_writer.ExampleFeatures(*record).to_tf_example().SerializeToString(
             deterministic=True))
     with open(os.path.join(out, name), "rb") as f1, open(tmp_path / name, "rb") as f2:
       assert f1.read() == f2.read(), name
@@ -323,7 +324,7 @@ def test_two_processes_seed_each_worker(corpus_dir, vocab_file, tokenizer, tmp_p
   names = sorted(os.listdir(corpus_dir))
   expected = {}
   for job_id in range(2):
-    mine = bpd.job_files(names, job_id, 2)
+    mine = dataset_builder.job_files(names, job_id, 2)
     assert mine == names[job_id::2]
     order, rng = seeded_file_order(mine, 100 + job_id)
     examples = reference_examples([os.path.join(corpus_dir, n) for n in order], tokenizer, 33,
@@ -353,7 +354,7 @@ def test_example_builder_draw_order_and_segments(tokenizer):
       return self.values.pop(0)
 
   rng = ScriptedRng([0.5, 0.9, 0.01, 40])
-  builder = bpd.ExampleBuilder(tokenizer, 128, rng=rng)
+  builder = example_builder.ExampleBuilder(tokenizer, 128, rng=rng)
   the, of, and_, to = tokenizer.convert_tokens_to_ids(["the", "of", "and", "to"])
   # first_target = (128 - 3) // 2 = 62. 50 -> A; 20 overflows -> coin 0.9 -> B;
   # 5 fits (50 + 5 < 62) -> A again; 60 -> B without a coin (B non-empty).
@@ -392,11 +393,11 @@ def test_example_builder_draw_order_and_segments(tokenizer):
 def test_read_lines_newlines_and_invalid_utf8(tmp_path):
   path = tmp_path / "f.txt"
   path.write_bytes(b"a\rb\nc\r\n\xc3\xa9\n")  # A lone "\r" is not a line break.
-  assert list(bpd.read_lines(str(path))) == ["ab\n", "c\n", "\u00e9\n"]
+  assert list(example_builder.read_lines(str(path))) == ["ab\n", "c\n", "\u00e9\n"]
   path.write_bytes(b"ab\r\ncd\xffef\n")
-  with pytest.raises(bpd.CorpusError, match=re.escape(str(path)) +
+  with pytest.raises(example_builder.CorpusError, match=re.escape(str(path)) +
                      r": invalid UTF-8 byte 0xff at byte offset 6 \(line 2\)"):
-    list(bpd.read_lines(str(path)))
+    list(example_builder.read_lines(str(path)))
 
 
 def _run(corpus, vocab, out, *extra):
@@ -535,8 +536,8 @@ def test_read_lines_refuses_a_fifo_without_opening_it(tmp_path):
   previous = signal.signal(signal.SIGALRM, hang_guard)
   signal.alarm(30)
   try:
-    with pytest.raises(bpd.CorpusError, match=f"{re.escape(str(fifo))} is a FIFO"):
-      list(bpd.read_lines(str(fifo)))  # Opening it would block: there is no writer.
+    with pytest.raises(example_builder.CorpusError, match=f"{re.escape(str(fifo))} is a FIFO"):
+      list(example_builder.read_lines(str(fifo)))  # Opening it would block: there is no writer.
   finally:
     signal.alarm(0)
     signal.signal(signal.SIGALRM, previous)
@@ -550,20 +551,20 @@ def test_serialize_example_matches_tensorflow():
   special = [0, 1, 127, 128, 16383, 16384, 30521, 2**31, 2**63 - 1, -1, -2**63]
   for length in (1, 5, 33, 128, 512):
     for _ in range(10):
-      features = bpd.ExampleFeatures(
+      features = tfrecord_writer.ExampleFeatures(
           [rng.choice(special + [rng.randint(0, 30521)]) for _ in range(length)],
           [rng.randint(0, 1) for _ in range(length)],
           [rng.choice([0, 1, 200, 300]) for _ in range(length)])
-      serialized = bpd.serialize_example(features)
+      serialized = tfrecord_writer.serialize_example(features)
       example = features.to_tf_example()
       assert serialized == example.SerializeToString(deterministic=True)
       assert tf.train.Example.FromString(serialized) == example
-  empty = bpd.ExampleFeatures([], [], [])
-  assert bpd.serialize_example(empty) == empty.to_tf_example().SerializeToString(
+  empty = tfrecord_writer.ExampleFeatures([], [], [])
+  assert tfrecord_writer.serialize_example(empty) == empty.to_tf_example().SerializeToString(
       deterministic=True)
   # Any int sequence, e.g. a numpy array (whose bytes() would be its raw buffer).
-  array = bpd.ExampleFeatures(np.array([5, 200, 30000]), [1, 1, 1], (0, 0, 1))
-  assert bpd.serialize_example(array) == bpd.ExampleFeatures(
+  array = tfrecord_writer.ExampleFeatures(np.array([5, 200, 30000]), [1, 1, 1], (0, 0, 1))
+  assert tfrecord_writer.serialize_example(array) == tfrecord_writer.ExampleFeatures(
       [5, 200, 30000], [1, 1, 1], [0, 0, 1]).to_tf_example().SerializeToString(deterministic=True)
 
 
@@ -579,17 +580,17 @@ def _bytewise_crc32c(data):
 
 def test_crc32c_known_values_and_block_boundaries():
   # RFC 3720 B.4 test vectors and the classic check value.
-  assert bpd.crc32c(b"123456789") == 0xE3069283
-  assert bpd.crc32c(bytes(32)) == 0x8A9136AA
-  assert bpd.crc32c(b"\xff" * 32) == 0x62A8AB43
-  assert bpd.crc32c(bytes(range(32))) == 0x46DD794E
-  assert bpd.crc32c(b"") == 0
+  assert tfrecord_writer.crc32c(b"123456789") == 0xE3069283
+  assert tfrecord_writer.crc32c(bytes(32)) == 0x8A9136AA
+  assert tfrecord_writer.crc32c(b"\xff" * 32) == 0x62A8AB43
+  assert tfrecord_writer.crc32c(bytes(range(32))) == 0x46DD794E
+  assert tfrecord_writer.crc32c(b"") == 0
   rng = random.Random(8)
-  block = bpd._Crc32c.BLOCK
+  block = tfrecord_writer._Crc32c.BLOCK
   for size in list(range(40)) + [block - 1, block, block + 1, block + 3, block + 4,
                                  2 * block + 2, 3000]:
     data = bytes(rng.getrandbits(8) for _ in range(size))
-    assert bpd.crc32c(data) == _bytewise_crc32c(data), size
+    assert tfrecord_writer.crc32c(data) == _bytewise_crc32c(data), size
 
 
 def test_tfrecord_writer_matches_tensorflow(tmp_path):
@@ -598,7 +599,7 @@ def test_tfrecord_writer_matches_tensorflow(tmp_path):
       bytes(rng.getrandbits(8) for _ in range(rng.choice([3, 600, 1024, 1500, 2100])))
       for _ in range(30)]
   ours, theirs = str(tmp_path / "ours"), str(tmp_path / "theirs")
-  writer = bpd.TFRecordFileWriter(ours)
+  writer = tfrecord_writer.TFRecordFileWriter(ours)
   for record in records:
     writer.write(record)
   writer.close()
@@ -695,11 +696,11 @@ def test_half_done_swap_is_recovered(corpus_dir, vocab_file, tmp_path):
   assert build(corpus_dir, vocab_file, str(out), "--max-seq-length", "16", "--seed", "1") == 0
   before = snapshot(out)
   os.rename(out, str(out) + ".replaced")
-  bpd._recover_replaced(str(out))
+  dataset_builder._recover_replaced(str(out))
   assert snapshot(out) == before and not os.path.exists(str(out) + ".replaced")
   # Killed after the swap: OUT.replaced next to OUT is the superseded dataset.
   shutil.copytree(out, str(out) + ".replaced")
-  bpd._recover_replaced(str(out))
+  dataset_builder._recover_replaced(str(out))
   assert snapshot(out) == before and not os.path.exists(str(out) + ".replaced")
 
 

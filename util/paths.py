@@ -15,7 +15,8 @@ from typing import List, Optional, Sequence, Tuple, Type
 from util import cli
 
 
-def _is_remote(path: str) -> bool:
+def is_remote(path: str) -> bool:
+  """Whether `path` is a URL of another filesystem (`gs://...`), read through TensorFlow."""
   return "://" in path
 
 
@@ -25,7 +26,7 @@ def relation(path: str, other: str) -> Optional[str]:
   Both are resolved with `os.path.realpath` (symlinks, "..", relative paths;
   they need not exist). Remote (`scheme://`) paths are compared as strings.
   """
-  if _is_remote(path) or _is_remote(other):
+  if is_remote(path) or is_remote(other):
     a, b = path.rstrip("/"), other.rstrip("/")
     sep = "/"
   else:
@@ -117,7 +118,7 @@ def check_export_dir(output_dir: str, data_dir: str, model_name: str,
   hint = (f"Export outside {models_dir} and the checkpoint's directory, e.g. to "
           f"{os.path.join(data_dir, 'exports', model_name)}.")
   check_output_apart(output_dir, "--output-dir", model_dirs(data_dir, model_name), hint=hint)
-  if checkpoint and not _is_remote(checkpoint):
+  if checkpoint and not is_remote(checkpoint):
     directory = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
     check_output_apart(output_dir, "--output-dir",
                        [(directory or os.curdir, "the checkpoint directory")], hint=hint,
@@ -150,7 +151,7 @@ def check_output_file(output: str, flag: str, protected: Sequence[Tuple[str, str
     cli.UsageError: one line naming the path and what to do instead.
   """
   check_output_apart(output, flag, protected)
-  if _is_remote(output):
+  if is_remote(output):
     return
   problem = file_problem(output)
   if problem == MISSING:
