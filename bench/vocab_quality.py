@@ -22,12 +22,17 @@ import argparse
 import importlib.util
 import json
 import os
+import sys
 import tempfile
 import time
 from typing import Dict, List, Sequence
 
-import build_vocab
-from model import tokenization
+# The repository first: bench/pretrain.py would otherwise shadow the `pretrain` package.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# pylint: disable=wrong-import-position
+from model import tokenization  # noqa: E402
+from pretrain import vocab_builder  # noqa: E402
 
 BERT_UNCASED = os.path.join("data", "vocab", "uncased_vocab.txt")
 
@@ -66,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> None:
   train, held_out = lines[:cut], lines[cut:]
   basic = tokenization.BasicTokenizer(do_lower_case=True, strip_accents=True)
   start = time.perf_counter()
-  counts = build_vocab.count_words(train, basic)
+  counts = vocab_builder.count_words(train, basic)
   count_s = time.perf_counter() - start
   print(json.dumps({"train_lines": len(train), "held_out_lines": len(held_out),
                     "train_words": sum(counts.values()), "distinct_words": len(counts),
@@ -76,19 +81,19 @@ def main(argv: Sequence[str] | None = None) -> None:
   learner = _load_tf_text_learner(args.tf_text_learner) if args.tf_text_learner else None
   with tempfile.TemporaryDirectory() as tmp:
     for size in (int(s) for s in args.sizes.split(",")):
-      builders = [("tokenizers", lambda n: build_vocab.make_vocab(counts, n))]
+      builders = [("tokenizers", lambda n: vocab_builder.make_vocab(counts, n))]
       if learner:
-        head = build_vocab.head_tokens(build_vocab.DEFAULT_NUM_RESERVED)
+        head = vocab_builder.head_tokens(vocab_builder.DEFAULT_NUM_RESERVED)
         builders.append(("tensorflow-text", lambda n: head + [
             t for t in learner.learn(counts, n - len(head), reserved_tokens=[],
-                                           lower_thresh=build_vocab.DEFAULT_MIN_FREQUENCY)
+                                           lower_thresh=vocab_builder.DEFAULT_MIN_FREQUENCY)
             if t not in head]))
       for name, build in builders:
         start = time.perf_counter()
         vocab = build(size)
         seconds = time.perf_counter() - start
         path = os.path.join(tmp, f"{name}-{size}.txt")
-        build_vocab.write_vocab(path, vocab, overwrite=True)
+        vocab_builder.write_vocab(path, vocab, overwrite=True)
         results.append({"vocab": name, "size": size, "lines": len(vocab),
                         "learn_s": round(seconds, 2), **quality(path, held_out)})
   for r in results:
