@@ -52,7 +52,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import run_pretraining  # noqa: E402
+from pretrain import runner
 from bench import common, peak  # noqa: E402
 from configure_pretraining import PretrainingConfig  # noqa: E402
 from flops_computation import electra_pretraining_flops_per_example  # noqa: E402
@@ -112,8 +112,8 @@ def bench_config(args: argparse.Namespace, work_dir: str, batch: int, seq: int,
   if tf.config.list_physical_devices("GPU"):
     tf.config.experimental.reset_memory_stats("GPU:0")  # a peak per configuration
   tf.random.set_seed(0)
-  model, optimizer = run_pretraining.build_model(config)
-  trainer = run_pretraining.make_trainer(config, model, optimizer)
+  model, optimizer = runner.build_model(config)
+  trainer = runner.make_trainer(config, model, optimizer)
   dataset = (pretrain_data.get_dataset(config.pretrain_tfrecords, seq, batch, True, seed=0)
              if args.data else synthetic_dataset(config))
   iterator = iter(dataset)

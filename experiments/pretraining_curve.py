@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=wrong-import-position
 import configure_pretraining  # noqa: E402
-import run_pretraining  # noqa: E402
+from pretrain import runner  # noqa: E402
 from training import config_base  # noqa: E402
 from util import cli, logs  # noqa: E402
 
@@ -45,7 +45,7 @@ def checkpoints_by_step(model_dir: str) -> List[str]:
 
 def evaluate_checkpoints(config: configure_pretraining.PretrainingConfig,
                          min_step: int = 1) -> List[Dict[str, float]]:
-  """`run_pretraining.evaluate` on every checkpoint of `config.model_dir` from `min_step` on.
+  """`runner.evaluate` on every checkpoint of `config.model_dir` from `min_step` on.
 
   Returns:
     One metrics dict (with `global_step`) per checkpoint, in step order.
@@ -57,7 +57,7 @@ def evaluate_checkpoints(config: configure_pretraining.PretrainingConfig,
               if int(p.rsplit("-", 1)[1]) >= min_step]
   if not prefixes:
     raise FileNotFoundError(f"No checkpoint from step {min_step} on in {config.model_dir}.")
-  return [run_pretraining.evaluate(config, checkpoint=p, write=False) for p in prefixes]
+  return [runner.evaluate(config, checkpoint=p, write=False) for p in prefixes]
 
 
 def format_table(curve: Sequence[Dict[str, float]]) -> str:

@@ -66,8 +66,8 @@ import configure_pretraining  # noqa: E402
 from experiments import pretraining_curve  # noqa: E402
 import flops_computation  # noqa: E402
 from model.sizes import get_bert_config, get_generator_config  # noqa: E402
+from pretrain import runner  # noqa: E402
 import run_finetuning  # noqa: E402
-import run_pretraining  # noqa: E402
 from training import config_base  # noqa: E402
 from util import cli, files, logs  # noqa: E402
 
@@ -232,8 +232,8 @@ def pretrain_config(data_dir: str, name: str, hparams: Dict[str, Any],
 def measure_step_seconds(config: configure_pretraining.PretrainingConfig) -> float:
   """Seconds per training step on this machine (a few warm-up steps untimed)."""
   from pretrain import pretrain_data  # pylint: disable=import-outside-toplevel
-  model, optimizer = run_pretraining.build_model(config)
-  trainer = run_pretraining.make_trainer(config, model, optimizer)
+  model, optimizer = runner.build_model(config)
+  trainer = runner.make_trainer(config, model, optimizer)
   iterator = iter(pretrain_data.get_dataset(config.pretrain_tfrecords, config.max_seq_length,
                                             config.train_batch_size, is_training=True,
                                             seed=config.seed))
@@ -251,7 +251,7 @@ def pretrain_and_curve(data_dir: str, objective: str, hparams: Dict[str, Any], s
                 keep_checkpoint_max=0, electra_objective=objective == "electra")
   config = pretrain_config(data_dir, objective, hparams, **common)
   start = time.time()
-  run_pretraining.train_or_eval(config)
+  runner.train_or_eval(config)
   train_seconds = time.time() - start
   eval_config = pretrain_config(
       data_dir, objective, hparams, do_train=False, do_eval=True, num_eval_steps=eval_steps,

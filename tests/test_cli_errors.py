@@ -13,8 +13,8 @@ import sys
 import pytest
 
 import build_pretraining_dataset
-import run_pretraining
 from configure_pretraining import PretrainingConfig
+from pretrain import runner
 from tests.conftest import REPO_ROOT, SAMPLE_CORPUS, UNCASED_VOCAB, tree_state
 
 TINY_PRETRAIN = {
@@ -38,7 +38,7 @@ def data_dir(tmp_path_factory):
   assert build_pretraining_dataset.main([
       "--corpus-dir", str(corpus), "--vocab-file", str(root / "vocab.txt"), "--output-dir",
       str(root / "pretrain_tfrecords"), "--max-seq-length", "32", "--seed", "0"]) == 0
-  run_pretraining.train_or_eval(PretrainingConfig("mine", str(root), **TINY_PRETRAIN))
+  runner.train_or_eval(PretrainingConfig("mine", str(root), **TINY_PRETRAIN))
   shutil.copytree(os.path.join(REPO_ROOT, "tests", "data", "finetune", "sst_like"),
                   root / "finetuning_data" / "sst")
   (root / "hparams_bad.json").write_text('{"debug": tru}\n', encoding="utf-8")

@@ -23,13 +23,13 @@ import pytest
 import tensorflow as tf
 
 import build_pretraining_dataset
-import run_pretraining
 from configure_pretraining import PretrainingConfig
 from model import checkpointing
+from pretrain import runner
 from pretrain.pretraining_model import PretrainingModel
+from util import cli, files, locking
 from tests.conftest import REPO_ROOT, SAMPLE_CORPUS, UNCASED_VOCAB, tree_state
 from tests.training.test_trainer import read_scalars
-from util import cli, files, locking
 
 # hidden 32, 2 layers, odd intermediate 37; generator hidden 16; E 16; S 32.
 TINY = {
@@ -61,7 +61,7 @@ def data_dir(tmp_path_factory):
 
 
 def run(data_dir, model_name, **hparams):
-  return run_pretraining.train_or_eval(PretrainingConfig(model_name, data_dir, **hparams))
+  return runner.train_or_eval(PretrainingConfig(model_name, data_dir, **hparams))
 
 
 def model_dir(data_dir, model_name):
@@ -143,7 +143,7 @@ def test_evaluate_an_older_checkpoint_and_the_learning_curve(data_dir, reference
   prefixes = pretraining_curve.checkpoints_by_step(reference)
   assert [os.path.basename(p) for p in prefixes] == [
       "model.ckpt-0", "model.ckpt-12", "model.ckpt-24"]
-  older = run_pretraining.evaluate(config, checkpoint=prefixes[1], write=False)
+  older = runner.evaluate(config, checkpoint=prefixes[1], write=False)
   assert older["global_step"] == 12
   assert not os.path.exists(os.path.join(reference, "results"))  # write=False writes nothing
   curve = pretraining_curve.evaluate_checkpoints(config)
@@ -170,7 +170,7 @@ def resume_copy(data_dir, src_name, step, dst_name):
   os.makedirs(dst)
   for path in glob.glob(os.path.join(src, f"model.ckpt-{step}.*")):
     shutil.copy(path, dst)
-  shutil.copy(os.path.join(src, run_pretraining.CONFIG_FILE), dst)
+  shutil.copy(os.path.join(src, runner.CONFIG_FILE), dst)
   with open(os.path.join(dst, "checkpoint"), "w") as f:
     f.write(f'model_checkpoint_path: "model.ckpt-{step}"\n')
   return dst
@@ -220,12 +220,12 @@ def test_run_killed_with_sigkill_resumes_to_the_same_weights(data_dir, reference
   process.send_signal(signal.SIGKILL)
   assert process.wait() == -signal.SIGKILL
   process.stderr.close()
-  interrupted_at = run_pretraining.checkpoint_global_step(tf.train.latest_checkpoint(killed))
+  interrupted_at = runner.checkpoint_global_step(tf.train.latest_checkpoint(killed))
   assert 0 < interrupted_at <= 24
 
   run(data_dir, "killed", **REFERENCE)
   final = tf.train.latest_checkpoint(killed)
-  assert run_pretraining.checkpoint_global_step(final) == 24
+  assert runner.checkpoint_global_step(final) == 24
   assert_same_checkpoints(final, os.path.join(reference, "model.ckpt-24"))
 
 
@@ -238,7 +238,7 @@ def test_lost_state_file_resumes_from_the_newest_checkpoint_on_disk(data_dir, re
   os.makedirs(directory)
   for path in glob.glob(os.path.join(reference, "model.ckpt-[01]*")):
     shutil.copy(path, directory)
-  shutil.copy(os.path.join(reference, run_pretraining.CONFIG_FILE), directory)
+  shutil.copy(os.path.join(reference, runner.CONFIG_FILE), directory)
   if damage == "emptied":
     open(os.path.join(directory, "checkpoint"), "w").close()
   before = tree_state(directory)
@@ -399,7 +399,7 @@ def test_two_replica_mirrored_fp16_pretraining_run(data_dir):
 def fake_run(directory, debug, extra=()):
   """A model dir as a finished run leaves it (file contents do not matter here)."""
   os.makedirs(os.path.join(directory, "results"))
-  with open(os.path.join(directory, run_pretraining.CONFIG_FILE), "w") as f:
+  with open(os.path.join(directory, runner.CONFIG_FILE), "w") as f:
     json.dump(dict(TINY, debug=debug), f)
   for name in ("checkpoint", "model.ckpt-20.index", "model.ckpt-20.data-00000-of-00001",
                "events.out.tfevents.1.host", "results/unsup_results.txt") + tuple(extra):
@@ -444,7 +444,7 @@ def test_debug_run_wipes_a_previous_debug_run_with_one_log_line(data_dir, electr
   assert not os.path.exists(os.path.join(directory, "results"))
   assert saved_step(directory) == 2
   assert sorted(os.listdir(directory)) == sorted(
-      ["bert_config.json", "checkpoint", run_pretraining.CONFIG_FILE, "vocab_fingerprint.json"]
+      ["bert_config.json", "checkpoint", runner.CONFIG_FILE, "vocab_fingerprint.json"]
       + [f for f in os.listdir(directory) if f.startswith(("model.ckpt-", "events."))])
 
 
@@ -452,7 +452,7 @@ def test_failed_run_leaves_the_saved_config_untouched(data_dir):
   hparams = dict(TINY, num_train_steps=2, save_checkpoints_steps=2)
   directory = model_dir(data_dir, "failed")
   os.makedirs(directory)
-  config_file = os.path.join(directory, run_pretraining.CONFIG_FILE)
+  config_file = os.path.join(directory, runner.CONFIG_FILE)
   files.write_json(PretrainingConfig("failed", data_dir, **hparams).to_dict(), config_file)
   before = tree_state(directory, folder_mtimes=False)
   # Same architecture, more steps, but records of another length: fails before training.

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import run_pretraining
-import score_text
 from configure_pretraining import PretrainingConfig
 from model import checkpointing, tokenization
+from pretrain import runner
 from pretrain import scoring
 from pretrain.pretraining_model import PretrainingModel
+import score_text
 from tests.conftest import SAMPLE_CORPUS, UNCASED_VOCAB
 from tests.model import numpy_bert
 
@@ -221,7 +221,7 @@ def test_too_long_text_and_bad_sizes(electric_model, tokenizer):
 
 # ----------------------------------------------------------------------------- trained toy models
 #
-# Tiny Electric and BERT-style MLM models trained here (run_pretraining.train_or_eval, fixed
+# Tiny Electric and BERT-style MLM models trained here (runner.train_or_eval, fixed
 # seed) on 64 real Moby-Dick sentences with a 24-piece window. Measured on this 2-core machine
 # (seeds 1-6): Electric prefers the real sentence over a shuffle of its words for 94-100% of the
 # pairs, the two-tower cloze score for 78-97%, the MLM for 100%, and the Electric and MLM
@@ -305,7 +305,7 @@ def toy_models(tokenizer, tmp_path_factory):
                                    ("mlm", BERT_MLM, ("mlm",))]:
     config = PretrainingConfig(name, str(data_dir), vocab_size=vocab_size,
                                **{**TOY_HPARAMS, **objective})
-    run_pretraining.train_or_eval(config)
+    runner.train_or_eval(config)
     model = PretrainingModel(config)
     for method in methods:
       scorers[method] = scoring.make_scorer(method, model, toy_tokenizer,
