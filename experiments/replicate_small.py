@@ -64,10 +64,10 @@ import build_pretraining_dataset  # noqa: E402
 import configure_finetuning  # noqa: E402
 import configure_pretraining  # noqa: E402
 from experiments import pretraining_curve  # noqa: E402
+from finetune import trials  # noqa: E402
 import flops_computation  # noqa: E402
 from model.sizes import get_bert_config, get_generator_config  # noqa: E402
 from pretrain import runner  # noqa: E402
-import run_finetuning  # noqa: E402
 from training import config_base  # noqa: E402
 from util import cli, files, logs  # noqa: E402
 
@@ -288,9 +288,9 @@ def finetune(data_dir: str, model: str, task: str, seeds: int, hparams: Dict[str
   if model == "none":
     merged["init_checkpoint"] = None
   config = configure_finetuning.FinetuningConfig(model, data_dir, **merged)
-  trials = run_finetuning.run_finetuning(config)
+  results = trials.run_finetuning(config)
   metric = TASKS[task]["metric"]
-  scores = [float(trial[task][metric]) for trial in trials]
+  scores = [float(trial[task][metric]) for trial in results]
   return {"metric": metric, "scores": scores, **summarize(scores)}
 
 

@@ -13,14 +13,16 @@ import shutil
 
 import pytest
 
-import run_finetuning
+from finetune import trials
+
 from configure_finetuning import FinetuningConfig
 from finetune import task_builder
 from model import tokenization
+import run_finetuning
+from util import cli
 from tests.conftest import TEST_DATA, UNCASED_VOCAB
 from tests.test_run_finetuning import FINETUNE_DATA, SST_LIKE as SST_LIKE_TASK
 from tests.test_run_finetuning import write_squad_slice, tiny_hparams
-from util import cli
 
 SQUAD_SOURCE = os.path.join(TEST_DATA, "qa", "squadv1_dev_slice.json")
 
@@ -184,7 +186,7 @@ def test_model_settings_checked_before_featurizing(tmp_path, hparams, message):
   with pytest.raises(ValueError, match=message):
     config = FinetuningConfig("m", str(tmp_path), **tiny_hparams(task_names=["sst_like"],
                                                                  **hparams))
-    run_finetuning.run_finetuning(config)
+    trials.run_finetuning(config)
   featurized = [d for _, dirs, _ in os.walk(tmp_path) for d in dirs if "tfrecords" in d]
   assert not featurized  # nothing featurized
 

@@ -20,11 +20,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import run_finetuning
+from finetune import trials
+
 from finetune import resume
 from model import checkpointing
-from tests.conftest import REPO_ROOT, TEST_DATA, UNCASED_VOCAB, tree_state
+import run_finetuning
 from util import cli
+from tests.conftest import REPO_ROOT, TEST_DATA, UNCASED_VOCAB, tree_state
 
 SST_LIKE = {"name": "sst_like", "type": "classification", "text_a_column": 0,
             "label_column": 1, "labels": ["0", "1"]}
@@ -48,7 +50,7 @@ def data_dir(tmp_path_factory):
 
 
 def config_of(data_dir, model_name, **overrides):
-  return run_finetuning.build_config(data_dir, model_name, dict(HPARAMS, **overrides))
+  return trials.build_config(data_dir, model_name, dict(HPARAMS, **overrides))
 
 
 @pytest.fixture(scope="module")
@@ -165,11 +167,11 @@ def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(data_dir, reference)
       f"records an interrupted fine-tuning run \\(trial 1, last checkpoint "
       f".*model.ckpt-{killed_at}\\) with other hparams: learning_rate: was 0.001, now 0.002. "
       "Re-run with the same hparams to resume it")):
-    run_finetuning.run_finetuning(config_of(data_dir, "killed", learning_rate=2e-3))
+    trials.run_finetuning(config_of(data_dir, "killed", learning_rate=2e-3))
   assert tree_state(data_dir) == before
 
   # The same command (output-only hparams may differ) resumes and ends as the reference.
-  results = run_finetuning.run_finetuning(config_of(data_dir, "killed",
+  results = trials.run_finetuning(config_of(data_dir, "killed",
                                                     save_checkpoints_steps=1000))
   assert_same_results(results, ref_results[:1])
   assert_same_weights(trial_dir(config, 1), trial_dir(ref_config, 1))
@@ -177,10 +179,10 @@ def test_kill_9_then_rerun_resumes_from_the_last_checkpoint(data_dir, reference)
 
 def test_rerun_of_a_finished_run_trains_again(data_dir, electra_log):
   config = config_of(data_dir, "finished", num_train_epochs=1.0)
-  first = run_finetuning.run_finetuning(config)
+  first = trials.run_finetuning(config)
   assert not os.path.exists(resume.record_path(config))
   electra_log.clear()
-  again = run_finetuning.run_finetuning(config)
+  again = trials.run_finetuning(config)
   assert "Resuming" not in electra_log.text
   assert "Training for 4 steps" in electra_log.text and "4/4 = 100.0%" in electra_log.text
   assert again == first  # seeded: the same numbers again
@@ -188,7 +190,7 @@ def test_rerun_of_a_finished_run_trains_again(data_dir, electra_log):
 
 def test_init_checkpoint_inside_a_trial_dir_is_refused_before_anything_changes(data_dir):
   config = config_of(data_dir, "own_init", num_train_epochs=1.0)
-  run_finetuning.run_finetuning(config)
+  trials.run_finetuning(config)
   inside = os.path.join(trial_dir(config, 1))
   before = tree_state(data_dir)
   for init in (inside, os.path.join(inside, "model.ckpt-4")):
@@ -196,12 +198,12 @@ def test_init_checkpoint_inside_a_trial_dir_is_refused_before_anything_changes(d
         f"init_checkpoint {init} lies in {inside}, a trial directory that this run deletes "
         f"and re-creates before training. Copy it out first \\(e.g. cp -r {inside} (\\S+)\\) "
         "and set \"init_checkpoint\": \"\\1\"")) as error:
-      run_finetuning.run_finetuning(config_of(data_dir, "own_init", num_train_epochs=1.0,
+      trials.run_finetuning(config_of(data_dir, "own_init", num_train_epochs=1.0,
                                               init_checkpoint=init))
   assert tree_state(data_dir) == before
   # The advice works: the copy is outside the trial directories.
   copy = str(error.value).split("cp -r ")[1].split(" ")[1].rstrip(")")
   assert copy == os.path.join(data_dir, "models", "own_init", "init_sst_like_model_1")
   shutil.copytree(inside, copy)
-  run_finetuning.run_finetuning(config_of(data_dir, "own_init", num_train_epochs=1.0,
+  trials.run_finetuning(config_of(data_dir, "own_init", num_train_epochs=1.0,
                                           init_checkpoint=copy))

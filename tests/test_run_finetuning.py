@@ -23,15 +23,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import run_finetuning
+from finetune import trials
+
 from configure_finetuning import FinetuningConfig
 from configure_pretraining import PretrainingConfig
 from finetune import finetuning_model, task_builder
 from finetune.model_runner import ModelRunner, trial_seed
 from model import checkpointing
-from tests.conftest import TEST_DATA, UNCASED_VOCAB, tree_state
 from model import model_dir as model_dir_lib
+import run_finetuning
 from util import cli, files, locking
+from tests.conftest import TEST_DATA, UNCASED_VOCAB, tree_state
 
 FINETUNE_DATA = os.path.join(TEST_DATA, "finetune")
 TINY_MODEL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -132,7 +134,7 @@ def multitask_run(data_dir):
   try:
     config = make_config(data_dir, task_names=["boolq", "sst_like"], num_trials=2,
                          num_train_epochs=2.0)
-    results = run_finetuning.run_finetuning(config)
+    results = trials.run_finetuning(config)
   finally:
     logger.removeHandler(handler)
     logger.setLevel(old_level)
@@ -217,7 +219,7 @@ def sst_run(data_dir):
   """Two trials; only the last model is kept and only trial 1 writes test outputs."""
   config = make_config(data_dir, "electra_sst", task_names=["sst"], num_trials=2,
                        keep_all_models=False, write_test_outputs=True, n_writes_test=1)
-  results = run_finetuning.run_finetuning(config)
+  results = trials.run_finetuning(config)
   return config, results
 
 
@@ -290,7 +292,7 @@ def test_eval_only_from_finetuned_dir_reproduces_metrics(sst_run, data_dir, log_
                             init_checkpoint=finetuned_dir, model_dir=eval_dir,
                             results_txt=os.path.join(data_dir, "eval_only", "r.txt"),
                             results_pkl=os.path.join(data_dir, "eval_only", "r.pkl"))
-  eval_results = run_finetuning.run_finetuning(eval_config)
+  eval_results = trials.run_finetuning(eval_config)
   assert eval_results[0]["sst"] == pytest.approx(results[1]["sst"], rel=1e-6)
   assert not any(line.startswith("Start training") for line in log_lines)
   assert not os.path.exists(eval_dir + "_1")  # nothing trained, nothing written
@@ -343,7 +345,7 @@ def test_init_checkpoint_model_size_mismatch_error(data_dir, pretrained_dir, log
                        init_checkpoint=pretrained_dir,
                        model_hparam_overrides=dict(TINY_MODEL, hidden_size=48))
   with pytest.raises(cli.UsageError) as error:
-    run_finetuning.run_finetuning(config)
+    trials.run_finetuning(config)
   prefix = os.path.join(pretrained_dir, "model.ckpt-1000")
   # One line naming the hparam to set; nothing was featurized.
   assert str(error.value) == (
@@ -368,8 +370,8 @@ def test_finetuning_inherits_the_pretrained_sizes(data_dir, saved_pretrained_dir
   hparams = {k: v for k, v in tiny_hparams(task_names=["sst_like"]).items()
              if k not in ("model_hparam_overrides", "embedding_size", "init_checkpoint")}
   # What main() does after parsing the flags.
-  results = run_finetuning.run_finetuning(
-      run_finetuning.build_config(data_dir, "electra_saved", hparams))
+  results = trials.run_finetuning(
+      trials.build_config(data_dir, "electra_saved", hparams))
   assert list(results[0]["sst_like"]) == ["accuracy", "loss"]
   path = os.path.join(saved_pretrained_dir, "pretrain_config.json")
   inherited = [line for line in log_lines if line.startswith("Using the pre-trained model's")]
@@ -380,7 +382,7 @@ def test_finetuning_inherits_the_pretrained_sizes(data_dir, saved_pretrained_dir
              for line in log_lines)
   # Explicit sizes win; a mismatch names the hparam and where the saved sizes are.
   with pytest.raises(cli.UsageError) as error:
-    run_finetuning.run_finetuning(run_finetuning.build_config(
+    trials.run_finetuning(trials.build_config(
         data_dir, "electra_saved", {**hparams, "embedding_size": 8}))
   assert "embedding_size 16 (the hparams give 8): set in --hparams embedding_size 16 (or " \
       f"leave them out: the sizes saved in {path} apply" in str(error.value)
@@ -406,11 +408,11 @@ def test_a_vocab_other_than_the_pretrained_ones_is_refused(data_dir, saved_pretr
   hparams = {k: v for k, v in tiny_hparams(task_names=["sst_like"]).items()
              if k not in ("model_hparam_overrides", "embedding_size", "init_checkpoint",
                           "vocab_file")}
-  config = run_finetuning.build_config(data_dir, name, hparams)
+  config = trials.build_config(data_dir, name, hparams)
   assert config.vocab_file == small and config.vocab_size == 30522
   before = tree_state(directory)
   with pytest.raises(cli.DataError) as error:
-    run_finetuning.run_finetuning(config)
+    trials.run_finetuning(config)
   message = str(error.value)
   assert message.startswith(f"vocab_file {small} ")
   if fingerprint:
@@ -422,7 +424,7 @@ def test_a_vocab_other_than_the_pretrained_ones_is_refused(data_dir, saved_pretr
             f"embedding rows: it was trained with {UNCASED_VOCAB} (30522 lines)") in message
   assert tree_state(directory) == before
   os.remove(small)  # the right vocabulary (the saved one) fine-tunes
-  run_finetuning.run_finetuning(run_finetuning.build_config(data_dir, name, hparams))
+  trials.run_finetuning(trials.build_config(data_dir, name, hparams))
 
 
 def test_corrupt_init_checkpoint_names_it_and_the_intact_one(data_dir, pretrained_dir,
@@ -439,7 +441,7 @@ def test_corrupt_init_checkpoint_names_it_and_the_intact_one(data_dir, pretraine
   config = make_config(data_dir, "electra_pre", task_names=["sst_like"],
                        init_checkpoint=directory)
   with pytest.raises(checkpointing.CorruptCheckpointError) as error:
-    run_finetuning.run_finetuning(config)
+    trials.run_finetuning(config)
   message = str(error.value)
   assert message.startswith(f"Checkpoint {latest} is corrupt") and "\n" not in message
   assert message.endswith(
@@ -450,7 +452,7 @@ def test_second_finetuning_of_the_same_tasks_is_refused(data_dir):
   config = make_config(data_dir, "locked_model", task_names=["sst_like"])
   with locking.exclusive_lock(config.model_dir + ".lock", "fine-tuning"):
     with pytest.raises(locking.LockedError, match=f"pid {os.getpid()} on host "):
-      run_finetuning.run_finetuning(config)
+      trials.run_finetuning(config)
   assert not os.path.exists(trial_model_dir(config, 1))
 
 
@@ -458,14 +460,14 @@ def test_second_finetuning_of_the_same_tasks_is_refused(data_dir):
 def test_a_refused_run_leaves_the_running_runs_feature_caches_alone(data_dir, do_train):
   """Run A (seq 64) holds the lock; run B (seq 48) must not rewrite the caches A reads."""
   config = make_config(data_dir, "cache_owner", task_names=["sst_like"], num_train_epochs=1.0)
-  run_finetuning.run_finetuning(config)  # A's caches, as A leaves them while it trains
+  trials.run_finetuning(config)  # A's caches, as A leaves them while it trains
   model_dir = os.path.join(data_dir, "models", "cache_owner")
   before = tree_state(model_dir, folder_mtimes=False)
   other = make_config(data_dir, "cache_owner", task_names=["sst_like"], num_train_epochs=1.0,
                       max_seq_length=48, do_train=do_train)
   with locking.exclusive_lock(config.model_dir + ".lock", "fine-tuning"):
     with pytest.raises(locking.LockedError, match=f"sst_like.* pid {os.getpid()} on host"):
-      run_finetuning.run_finetuning(other)
+      trials.run_finetuning(other)
     assert tree_state(model_dir, folder_mtimes=False) == dict(
         before, **{os.path.join("finetuning_models", "sst_like_model.lock"): mock.ANY})
 
@@ -474,7 +476,7 @@ def test_missing_init_checkpoint_error(data_dir):
   config = make_config(data_dir, "no_such_model", task_names=["sst_like"],
                        init_checkpoint=DEFAULT)
   with pytest.raises(FileNotFoundError, match="init_checkpoint") as error:
-    run_finetuning.run_finetuning(config)
+    trials.run_finetuning(config)
   message = str(error.value)
   assert os.path.join(data_dir, "models", "no_such_model") in message and "null" in message
 
@@ -484,7 +486,7 @@ def test_missing_dev_data_error_before_training(data_dir):
               train_file=os.path.join(FINETUNE_DATA, "sst_like", "train.tsv"))
   config = make_config(data_dir, task_names=["nodev"], task_configs=[task])
   with pytest.raises(FileNotFoundError, match="nodev: no dev data at .*absent.tsv"):
-    run_finetuning.run_finetuning(config)
+    trials.run_finetuning(config)
   assert not os.path.exists(trial_model_dir(config, 1))
 
 
@@ -550,7 +552,7 @@ def test_squadv1_end_to_end(data_dir):
   write_squad_slice(os.path.join(raw, "train.json"), source, {"Super_Bowl_50": [2, 3]})
   dev = write_squad_slice(os.path.join(raw, "dev.json"), source, {"Normans": [0, 1, 2, 3, 4]})
   config = make_config(data_dir, "electra_qa", task_names=["squadv1"], **QA_HPARAMS)
-  results = run_finetuning.run_finetuning(config)
+  results = trials.run_finetuning(config)
   assert list(results[0]["squadv1"]) == ["exact_match", "f1"]
   with open(config.results_txt, encoding="utf-8") as f:
     assert f.read().startswith("squadv1: exact_match: ")
@@ -575,7 +577,7 @@ def test_squad_v2_eval_only_with_test_outputs(data_dir):
     shutil.copy(source, os.path.join(raw, split + ".json"))
   config = make_config(data_dir, "electra_qa2", task_names=["squad"], do_train=False,
                        write_test_outputs=True, **QA_HPARAMS)
-  results = run_finetuning.run_finetuning(config)
+  results = trials.run_finetuning(config)
   assert {"exact", "f1", "HasAns_exact", "NoAns_exact", "best_f1"} <= set(results[0]["squad"])
   assert results[0]["squad"]["total"] == 60
   pickle_path = config.test_predictions("squad", "test", 1)
@@ -600,7 +602,7 @@ def test_chunk_end_to_end(data_dir):
     shutil.copy(os.path.join(TEST_DATA, "tagging", split + ".txt"), raw)
   config = make_config(data_dir, "electra_chunk", task_names=["chunk"], train_batch_size=6)
   assert config.max_seq_length == 64  # the explicit value beats the chunk preset (256)
-  results = run_finetuning.run_finetuning(config)
+  results = trials.run_finetuning(config)
   chunk = results[0]["chunk"]
   assert list(chunk) == ["precision", "recall", "f1", "loss"]
   p, r = chunk["precision"], chunk["recall"]
@@ -639,11 +641,11 @@ def test_trials_loop_forever_with_negative_num_trials(data_dir, monkeypatch, log
     def evaluate(self):
       return {"sst_like": {"accuracy": 50.0 + len(calls), "loss": 0.5}}
 
-  monkeypatch.setattr(run_finetuning, "ModelRunner", FakeRunner)
+  monkeypatch.setattr(trials, "ModelRunner", FakeRunner)
   config = make_config(data_dir, "electra_loop", task_names=["sst_like"], num_trials=-1,
                        keep_all_models=False)
   with pytest.raises(_StopTrials):
-    run_finetuning.run_finetuning(config)
+    trials.run_finetuning(config)
   assert calls == [(f"{config.model_dir}_{t}", t) for t in (1, 2, 3)]
   assert not os.path.exists(calls[0][0]) and not os.path.exists(calls[1][0])
   assert log_lines.count("Start training: model=electra_loop, trial 1/-1") == 2
@@ -677,9 +679,9 @@ def test_cli_size_mismatch_is_one_error_line(data_dir, saved_pretrained_dir, cap
 
 def test_trial_summaries_match_numpy(data_dir, monkeypatch):
   rng = np.random.default_rng(7)
-  trials = [{"boolq": {"accuracy": float(rng.uniform(40, 90)), "loss": float(rng.uniform(0, 2))},
-             "sst_like": {"accuracy": float(rng.uniform(40, 90)),
-                          "loss": float(rng.uniform(0, 2))}} for _ in range(5)]
+  trial_results = [{task: {"accuracy": float(rng.uniform(40, 90)),
+                           "loss": float(rng.uniform(0, 2))} for task in ("boolq", "sst_like")}
+                   for _ in range(5)]
   written = []
 
   class FakeRunner:
@@ -691,25 +693,25 @@ def test_trial_summaries_match_numpy(data_dir, monkeypatch):
 
     def evaluate(self):
       written.append(self.trial)
-      return trials[self.trial - 1]
+      return trial_results[self.trial - 1]
 
-  monkeypatch.setattr(run_finetuning, "ModelRunner", FakeRunner)
+  monkeypatch.setattr(trials, "ModelRunner", FakeRunner)
   config = make_config(data_dir, "electra_summary", task_names=["boolq", "sst_like"],
                        num_trials=5)
-  assert run_finetuning.run_finetuning(config) == trials
+  assert trials.run_finetuning(config) == trial_results
   with open(config.results_txt, encoding="utf-8") as f:
     lines = f.read().splitlines()
   assert len(lines) == 10 + 4
   assert lines[:10] == [f"{task}: accuracy: {t[task]['accuracy']:.2f} - loss: "
-                        f"{t[task]['loss']:.2f}" for t in trials for task in ("boolq", "sst_like")]
-  assert lines[10:] == numpy_summary_lines(trials, [("boolq", "accuracy"), ("boolq", "loss"),
-                                                    ("sst_like", "accuracy"),
-                                                    ("sst_like", "loss")])
+                        f"{t[task]['loss']:.2f}"
+                        for t in trial_results for task in ("boolq", "sst_like")]
+  assert lines[10:] == numpy_summary_lines(trial_results, [
+      ("boolq", "accuracy"), ("boolq", "loss"), ("sst_like", "accuracy"), ("sst_like", "loss")])
   with open(config.results_pkl, "rb") as f:
-    assert pickle.load(f) == trials  # The per-trial records only, as the original.
+    assert pickle.load(f) == trial_results  # The per-trial records only, as the original.
   # One trial: no summary.
   one = make_config(data_dir, "electra_summary1", task_names=["boolq", "sst_like"])
-  run_finetuning.write_results(one, trials[:1])
+  trials.write_results(one, trial_results[:1])
   with open(one.results_txt, encoding="utf-8") as f:
     assert len(f.read().splitlines()) == 2
 
