@@ -59,8 +59,8 @@ import tensorflow as tf  # noqa: E402
 from bench import common, peak  # noqa: E402
 from configure_finetuning import FinetuningConfig  # noqa: E402
 from finetune import finetuning_model, model_runner, preprocessing, task_builder  # noqa: E402
-from flops_computation import TransformerHparams  # noqa: E402
 from model import checkpointing  # noqa: E402
+from model.flops import TransformerHparams  # noqa: E402
 from model.optimization import create_finetuning_optimizer  # noqa: E402
 from training import trainer as trainer_lib  # noqa: E402
 from util import files  # noqa: E402

@@ -55,8 +55,8 @@ import tensorflow as tf  # noqa: E402
 from pretrain import runner
 from bench import common, peak  # noqa: E402
 from configure_pretraining import PretrainingConfig  # noqa: E402
-from flops_computation import electra_pretraining_flops_per_example  # noqa: E402
 from model import sizes  # noqa: E402
+from model.flops import electra_pretraining_flops_per_example  # noqa: E402
 from pretrain import pretrain_data  # noqa: E402
 from util import files  # noqa: E402
 

@@ -65,7 +65,7 @@ import configure_finetuning  # noqa: E402
 import configure_pretraining  # noqa: E402
 from experiments import pretraining_curve  # noqa: E402
 from finetune import trials  # noqa: E402
-import flops_computation  # noqa: E402
+from model import flops  # noqa: E402
 from model.sizes import get_bert_config, get_generator_config  # noqa: E402
 from pretrain import runner  # noqa: E402
 from training import config_base  # noqa: E402
@@ -202,14 +202,14 @@ def pretraining_flops_per_step(config: configure_pretraining.PretrainingConfig,
   e = config.embedding_size or bert.hidden_size
   s = config.max_seq_length
   frac = config.max_predictions_per_seq / s
-  disc = flops_computation.TransformerHparams(
+  disc = flops.TransformerHparams(
       bert.hidden_size, bert.num_hidden_layers, s=s, v=config.vocab_size, e=e,
       i=bert.intermediate_size, heads=bert.num_attention_heads, output_frac=frac,
       sparse_embed_lookup=sparse_embed_lookup)
   if not config.electra_objective:
     return disc.get_train_flops(config.train_batch_size, 1)
   gen_config = get_generator_config(config, bert)
-  gen = flops_computation.TransformerHparams(
+  gen = flops.TransformerHparams(
       gen_config.hidden_size, gen_config.num_hidden_layers, s=s, v=config.vocab_size,
       e=e if not config.untied_generator_embeddings else None,
       i=gen_config.intermediate_size, heads=gen_config.num_attention_heads, output_frac=frac,
@@ -466,7 +466,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
   data_info["heldout_examples"] = count_records(
       os.path.join(data_dir, "pretrain_heldout_tfrecords", "*.tfrecord*"))
 
-  flops = {o: pretraining_flops_per_step(pretrain_config(
+  step_flops = {o: pretraining_flops_per_step(pretrain_config(
       data_dir, o, pretrain_hparams, electra_objective=o == "electra")) for o in OBJECTIVES}
   dense = [pretraining_flops_per_step(pretrain_config(
       data_dir, o, pretrain_hparams, electra_objective=o == "electra"), sparse_embed_lookup=False)
@@ -489,17 +489,17 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
           f"{electra_steps} steps in {args.budget_minutes:g} min", flush=True)
   files.write_json({"electra_steps": electra_steps, "step_seconds": step_seconds}, plan_path)
   steps = {"electra": electra_steps,
-           "mlm": max(1, int(round(electra_steps * flops["electra"] / flops["mlm"])))}
+           "mlm": max(1, int(round(electra_steps * step_flops["electra"] / step_flops["mlm"])))}
 
   pretraining = {}
   for objective in OBJECTIVES:
     every = max(1, math.ceil(steps[objective] / args.eval_points))
     print(f"[replicate_small] pre-training {objective}: {steps[objective]} steps × "
-          f"{flops[objective]:.3g} FLOPs = {steps[objective] * flops[objective]:.3g} FLOPs",
+          f"{step_flops[objective]:.3g} FLOPs = {steps[objective] * step_flops[objective]:.3g} FLOPs",
           flush=True)
     pretraining[objective] = pretrain_and_curve(data_dir, objective, pretrain_hparams,
                                                 steps[objective], every, args.eval_steps,
-                                                flops[objective])
+                                                step_flops[objective])
     last = pretraining[objective]["curve"][-1]
     print(f"[replicate_small]   done in {pretraining[objective]['train_seconds']:.0f} s; "
           "held-out: " + ", ".join(f"{k} {last[k]:.3f}" for k in CURVE_KEYS if k in last),
@@ -517,7 +517,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
       "settings": {"tasks": [], "seeds": args.seeds, "pretrain_hparams": pretrain_hparams,
                    "finetune_hparams": finetune_hparams, "step_seconds": step_seconds,
                    "budget_minutes": None if args.electra_steps else args.budget_minutes,
-                   "flops_ratio_electra_over_mlm": flops["electra"] / flops["mlm"],
+                   "flops_ratio_electra_over_mlm": step_flops["electra"] / step_flops["mlm"],
                    "flops_ratio_if_embeddings_were_one_hot_matmuls": dense_ratio,
                    "data": data_info},
       "pretraining": pretraining,

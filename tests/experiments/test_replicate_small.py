@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-import flops_computation
 from configure_pretraining import PretrainingConfig
 from experiments import replicate_small
+from model import flops
 from tests.conftest import TEST_DATA
 from tests.training.test_trainer import read_scalars
 
@@ -23,19 +23,19 @@ def test_flops_per_step_follow_flops_computation(tmp_path):
   # ELECTRA-Small as in the paper's table: hidden 256, 12 layers, generator 1/4, E 128, S 128.
   config = PretrainingConfig("x", str(tmp_path), train_batch_size=128)
   mlm = PretrainingConfig("x", str(tmp_path), train_batch_size=128, electra_objective=False)
-  dense = flops_computation.get_electra_train_flops(
+  dense = flops.get_electra_train_flops(
       256, 12, 64, 12, 128, 1, True, e=128, s=128, output_frac=19 / 128)
-  dense_mlm = flops_computation.TransformerHparams(
+  dense_mlm = flops.TransformerHparams(
       256, 12, e=128, s=128, output_frac=19 / 128).get_train_flops(128, 1)
-  flops = replicate_small.pretraining_flops_per_step
-  assert flops(config, sparse_embed_lookup=False) == pytest.approx(dense)
-  assert flops(mlm, sparse_embed_lookup=False) == pytest.approx(dense_mlm)
+  per_step = replicate_small.pretraining_flops_per_step
+  assert per_step(config, sparse_embed_lookup=False) == pytest.approx(dense)
+  assert per_step(mlm, sparse_embed_lookup=False) == pytest.approx(dense_mlm)
   # A gather instead of a one-hot matmul saves 2·E·V FLOPs per token, forward and
   # backward (×2), per tower: two towers for ELECTRA, one for MLM.
   one_hot = 2 * 128 * 128 * (2 * 128 * 30522)
-  assert flops(config) == pytest.approx(dense - 2 * one_hot)
-  assert flops(mlm) == pytest.approx(dense_mlm - one_hot)
-  assert 1 < flops(config) / flops(mlm) < flops(config, False) / flops(mlm, False)
+  assert per_step(config) == pytest.approx(dense - 2 * one_hot)
+  assert per_step(mlm) == pytest.approx(dense_mlm - one_hot)
+  assert 1 < per_step(config) / per_step(mlm) < per_step(config, False) / per_step(mlm, False)
 
 
 def test_summary_is_median_mean_population_std_min_max():

@@ -1,10 +1,10 @@
-"""flops_computation.py against the paper's published FLOPs and a hand count."""
+"""model/flops.py and the flops_computation.py CLI against the paper's FLOPs and a hand count."""
 import subprocess
 import sys
 
 import pytest
 
-import flops_computation as fc
+from model import flops as fc
 from tests.conftest import REPO_ROOT
 
 # Training FLOPs printed in the ELECTRA paper (Clark et al. 2020, Tables 1 and 8),
