@@ -183,20 +183,20 @@ def bench_predict(args, work_dir: str, task_name: str, seq: int) -> dict:
 
 def bench_serving(args, work_dir: str, task_name: str, seq: int) -> dict:
   """Examples/s of the exported SavedModel's `serving_default` (random weights)."""
-  import export_model  # pylint: disable=import-outside-toplevel
+  from export import saved_model  # pylint: disable=import-outside-toplevel
   config = make_config(work_dir, task_name, seq, args, do_train=False)
   tasks = task_builder.get_tasks(config)
   model = finetuning_model.FinetuningModel(
       config, tasks, compute_dtype=trainer_lib.compute_dtype(config.mixed_precision))
   prefix = checkpointing.save_checkpoint(os.path.join(work_dir, "serving_ckpt"), 0,
                                         model.named_variables())
-  plan = export_model.ExportPlan(
-      export_model._finetuned_forward(model, tasks), [model],  # pylint: disable=protected-access
+  plan = saved_model.ExportPlan(
+      saved_model._finetuned_forward(model, tasks), [model],  # pylint: disable=protected-access
       model.named_variables(), prefix, model.bert_config, {}, None, {}, "")
-  export_dir = export_model.write_saved_model(plan, os.path.join(work_dir, "saved_model"))
-  serve = tf.saved_model.load(export_dir).signatures[export_model.SIGNATURE_KEY]
+  export_dir = saved_model.write_saved_model(plan, os.path.join(work_dir, "saved_model"))
+  serve = tf.saved_model.load(export_dir).signatures[saved_model.SIGNATURE_KEY]
   batch = synthetic_batch(config, tasks, args.batch)
-  inputs = {name: batch[name].numpy() for name in export_model.INPUT_NAMES}
+  inputs = {name: batch[name].numpy() for name in saved_model.INPUT_NAMES}
 
   def call():
     return {key: value.numpy() for key, value in serve(**{

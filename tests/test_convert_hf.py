@@ -18,6 +18,7 @@ import tensorflow as tf
 import configure_finetuning
 import configure_pretraining
 import convert_hf
+from export import hf
 from model import checkpointing, hf_conversion, sizes
 from model.modeling import BertConfig, BertModel, Dense
 from pretrain.pretrain_helpers import SpecialTokenIds
@@ -222,19 +223,19 @@ def test_cli_errors(pretrained):
 def test_size_hparams_of_released_models(sizes, embedding, expected):
   hidden, layers, heads, inner = sizes
   config = BertConfig(30522, hidden, layers, heads, inner)
-  assert convert_hf.size_hparams(config, embedding) == expected
+  assert hf.size_hparams(config, embedding) == expected
 
 
 def test_generator_hparams():
   disc = BertConfig(30522, 768, 12, 12, 3072)
-  base = convert_hf.size_hparams(disc, 768)
+  base = hf.size_hparams(disc, 768)
   gen = BertConfig(30522, 256, 12, 4, 1024)  # electra-base-generator
-  fractions = convert_hf.generator_hparams(base, disc, gen)
+  fractions = hf.generator_hparams(base, disc, gen)
   assert fractions == {"generator_hidden_size": 256 / 768, "generator_layers": 1.0}
   config = configure_pretraining.PretrainingConfig("m", "/x", **base, **fractions)
   assert sizes.get_generator_config(config, disc) == gen
   with pytest.raises(ValueError, match="generator heads = max"):
-    convert_hf.generator_hparams(base, disc, BertConfig(30522, 256, 12, 2, 1024))
+    hf.generator_hparams(base, disc, BertConfig(30522, 256, 12, 2, 1024))
 
 
 def test_refuses_output_dirs_overlapping_models_and_inputs(pretrained, capsys):

@@ -17,17 +17,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import export_model
 from configure_finetuning import FinetuningConfig
 from configure_pretraining import PretrainingConfig
+from export import saved_model
+import export_model
 from finetune import finetuning_model, model_runner, task_builder
 from model import checkpointing, hf_conversion, tokenization
 from pretrain.pretrain_helpers import SpecialTokenIds
 from pretrain.pretraining_model import PretrainingModel
+from util import cli
 from tests.conftest import UNCASED_VOCAB, tree_state
 from tests.model import numpy_bert
 from tests.model.real_batches import moby_dick_batch
-from util import cli
 
 # Discriminator H 42 (3 heads), I 37, E 26, 2 layers; generator 0.34 -> H 14 (1 head).
 OVERRIDES = {"hidden_size": 42, "num_hidden_layers": 2, "num_attention_heads": 3,
@@ -174,7 +175,7 @@ def _load_info(export_dir):
 # ----------------------------------------------------------------------------- pre-trained
 
 def test_signature_takes_three_int32_matrices_and_names_outputs(env):
-  inputs = {name: ["int32", [None, None]] for name in export_model.INPUT_NAMES}
+  inputs = {name: ["int32", [None, None]] for name in saved_model.INPUT_NAMES}
   for name in ("disc", "gen", "released", "ft"):
     assert env["meta"][name]["inputs"] == inputs
   assert env["meta"]["disc"]["outputs"] == ["discriminator_logits", "sequence_output"]
@@ -257,7 +258,7 @@ def test_refuses_to_overwrite_a_non_empty_output_dir(env, tmp_path):
                        "--output-dir", str(out)])
   assert os.listdir(out) == ["keep.txt"]
   with pytest.raises(FileExistsError, match="is a file"):
-    export_model.export_model(env["data_dir"], "m", str(out / "keep.txt"), overwrite=True)
+    saved_model.export_model(env["data_dir"], "m", str(out / "keep.txt"), overwrite=True)
 
 
 def test_electric_generator_logits_are_the_cloze_logits(tmp_path, batch):
@@ -267,7 +268,7 @@ def test_electric_generator_logits_are_the_cloze_logits(tmp_path, batch):
   model = _randomized(PretrainingModel(config, SPECIAL), seed=4)
   _save(config.model_dir, model, 5)
   hparams = {"electric_objective": True, "electra_objective": False, **TINY}
-  out = export_model.export_model(data_dir, "el", str(tmp_path / "out"), hparams,
+  out = saved_model.export_model(data_dir, "el", str(tmp_path / "out"), hparams,
                                   include_generator=True)
   served = tf.saved_model.load(out).signatures["serving_default"](**_features(batch))
   w = _checkpoint_weights(config.model_dir)
@@ -310,7 +311,7 @@ def test_released_generator_needs_generator_hidden_size(env, tmp_path):
   hparams = {k: v for k, v in RELEASED.items() if k != "generator_hidden_size"}
   out = str(tmp_path / "gen")
   with pytest.raises(ValueError) as error:
-    export_model.export_model(env["data_dir"], "electra_tiny", out, hparams,
+    saved_model.export_model(env["data_dir"], "electra_tiny", out, hparams,
                               include_generator=True)
   message = str(error.value)
   assert ("generator/encoder/layer_0/attention/self/query/kernel: checkpoint [42, 42] "
@@ -322,7 +323,7 @@ def test_released_generator_needs_generator_hidden_size(env, tmp_path):
 
 def test_discriminator_only_export_ignores_the_generator_size(env, tmp_path):
   hparams = {k: v for k, v in RELEASED.items() if k != "generator_hidden_size"}
-  out = export_model.export_model(env["data_dir"], "electra_tiny", str(tmp_path / "d"),
+  out = saved_model.export_model(env["data_dir"], "electra_tiny", str(tmp_path / "d"),
                                   hparams)
   assert os.path.isfile(os.path.join(out, "saved_model.pb"))
   assert sorted(_load_info(out)["outputs"]) == ["discriminator_logits", "sequence_output"]
@@ -332,7 +333,7 @@ def test_missing_variables_are_named(env, tmp_path):
   # A fine-tuned checkpoint has no discriminator head: not exportable as pre-trained.
   out = str(tmp_path / "x")
   with pytest.raises(ValueError) as error:
-    export_model.export_model(env["data_dir"], "m", out, checkpoint=env["ft_dir"])
+    saved_model.export_model(env["data_dir"], "m", out, checkpoint=env["ft_dir"])
   message = str(error.value)
   assert "4 needed variables are missing" in message
   for name in ("discriminator_predictions/dense/kernel [42, 42]",
@@ -344,7 +345,7 @@ def test_missing_variables_are_named(env, tmp_path):
 
 def test_missing_model_dir(env, tmp_path):
   with pytest.raises(FileNotFoundError, match="does not exist"):
-    export_model.export_model(env["data_dir"], "nope", str(tmp_path / "o"))
+    saved_model.export_model(env["data_dir"], "nope", str(tmp_path / "o"))
 
 
 # ----------------------------------------------------------------------------- fine-tuned
@@ -379,10 +380,10 @@ def test_finetuned_classification_outputs(env, batch):
 
 def test_finetuned_checkpoint_must_be_found(env, tmp_path):
   with pytest.raises(FileNotFoundError, match="--checkpoint"):
-    export_model.export_model(env["data_dir"], "m", str(tmp_path / "o"),
+    saved_model.export_model(env["data_dir"], "m", str(tmp_path / "o"),
                               {"task_names": ["mrpc"]})
   with pytest.raises(ValueError, match="pre-trained models only"):
-    export_model.export_model(env["data_dir"], "m", str(tmp_path / "o"),
+    saved_model.export_model(env["data_dir"], "m", str(tmp_path / "o"),
                               {"task_names": ["rte"]}, include_generator=True)
 
 
@@ -393,7 +394,7 @@ def test_finetuned_export_reads_the_runs_finetuning_config(env, tmp_path):
   FinetuningConfig("m", env["data_dir"], task_names=["rte"], max_seq_length=48,
                    model_hparam_overrides=OVERRIDES, embedding_size=26).write_json(
                        os.path.join(trial_dir, model_runner.CONFIG_FILE))
-  plan = export_model.build_finetuned_export(env["data_dir"], "m", {}, checkpoint=trial_dir)
+  plan = saved_model.build_finetuned_export(env["data_dir"], "m", {}, checkpoint=trial_dir)
   sources = plan.info["hparam_sources"]
   assert sources["task_names"] == os.path.join(trial_dir, "finetuning_config.json")
   assert plan.info["hparams"]["max_seq_length"] == 48
@@ -402,7 +403,7 @@ def test_finetuned_export_reads_the_runs_finetuning_config(env, tmp_path):
 
 def test_tagging_export_needs_the_label_mapping(env, tmp_path):
   with pytest.raises(FileNotFoundError, match="chunk_label_mapping.pkl"):
-    export_model.export_model(env["data_dir"], "m", str(tmp_path / "o"),
+    saved_model.export_model(env["data_dir"], "m", str(tmp_path / "o"),
                               {"task_names": ["chunk"]}, checkpoint=env["ft_dir"])
 
 
@@ -412,7 +413,7 @@ def test_tagging_export_needs_the_label_mapping(env, tmp_path):
     ({}, None, False), ({"task_names": ["rte"]}, None, True), ({}, True, True),
     ({"task_names": ["rte"]}, False, False)], ids=["default", "task_names", "flag", "forced"])
 def test_is_finetuned(hparams, flag, expected):
-  assert export_model.is_finetuned(hparams, flag) is expected
+  assert saved_model.is_finetuned(hparams, flag) is expected
 
 
 def test_hf_format_writes_transformers_directories_with_the_checkpoint_values(env, tmp_path):
