@@ -44,9 +44,7 @@ import configure_pretraining
 from model import model_dir as model_dir_lib
 from model.model_dir import PRETRAIN_CONFIG_FILE as CONFIG_FILE
 from training import config_base
-from util import cli, paths
-from util import files
-from util import logs
+from util import cli, files, logs, paths
 
 logger = logging.getLogger("electra")
 
@@ -154,13 +152,7 @@ def _read_jsonl(path: str) -> List[Tuple[int, Dict[str, Any]]]:
     for number, line in enumerate(f, 1):
       if not line.strip():
         continue
-      try:
-        record = json.loads(line)
-      except json.JSONDecodeError as e:
-        raise UsageError(f"{path}:{number}: not valid JSON ({e.msg}).") from e
-      if not isinstance(record, dict):
-        raise UsageError(f"{path}:{number}: expected a JSON object, got {line.strip()[:60]}")
-      records.append((number, record))
+      records.append((number, files.parse_json_object(line, f"{path}:{number}")))
   return records
 
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -919,12 +918,7 @@ def load_hf_dir(hf_dir: str) -> HFDirectory:
   if not os.path.isfile(config_path):
     raise FileNotFoundError(f"{hf_dir} has no {CONFIG_FILE}; it is not a save_pretrained "
                             "directory.")
-  try:
-    config = files.load_json(config_path)
-  except json.JSONDecodeError as e:
-    raise ValueError(f"{config_path} is not valid JSON: {e}") from e
-  if not isinstance(config, dict):
-    raise ValueError(f"{config_path} must hold a JSON object.")
+  config = files.load_json_object(config_path, "Hugging Face config")
   tensors, weights_file = _load_weights(hf_dir)
   do_lower_case = True
   tok_path = os.path.join(hf_dir, TOKENIZER_CONFIG_FILE)

@@ -76,14 +76,7 @@ def load_saved_config(path: str) -> Dict[str, Any]:
   """
   if not os.path.isfile(path):
     return {}
-  try:
-    saved = files.load_json(path)
-  except json.JSONDecodeError as e:
-    raise cli.DataError(f"Saved config {path} is not valid JSON ({e.msg}); fix or delete "
-                        "it.") from e
-  if not isinstance(saved, dict):
-    raise cli.DataError(f"Saved config {path} must hold a JSON object; fix or delete it.")
-  return saved
+  return files.load_json_object(path, "Saved config")
 
 
 def saved_hparams(path: str, keys: Sequence[str]) -> Sources:

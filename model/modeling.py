@@ -35,6 +35,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple, Union
 import tensorflow as tf
 
 from model import stateless_random
+from util import files
 
 Initializer = Callable[[tf.TensorShape, tf.DType], tf.Tensor]
 
@@ -91,20 +92,12 @@ class BertConfig:
 
     Raises:
       FileNotFoundError: `json_file` does not exist.
-      ValueError: the file is not a JSON object.
+      util.files.JsonObjectError: the file does not hold a JSON object.
     """
     if not os.path.isfile(json_file):
       raise FileNotFoundError(f"BertConfig file {json_file} does not exist; pass the path "
                               "of a JSON file with the BertConfig fields.")
-    with open(json_file, encoding="utf-8") as f:
-      try:
-        json_object = json.load(f)
-      except json.JSONDecodeError as e:
-        raise ValueError(f"BertConfig file {json_file} is not valid JSON: {e}") from e
-    if not isinstance(json_object, dict):
-      raise ValueError(f"BertConfig file {json_file} must hold a JSON object, "
-                       f"got {type(json_object).__name__}.")
-    return cls.from_dict(json_object)
+    return cls.from_dict(files.load_json_object(json_file, "BertConfig file"))
 
   def to_dict(self) -> Dict[str, Any]:
     return copy.deepcopy(self.__dict__)

@@ -233,8 +233,8 @@ def test_cli_errors(data_dir, capsys, tmp_path):
     ('\n{"hypotheses": [{"text": "a"}]}\n', r"nbest.jsonl:2: hypothesis 0 needs a string"),
     ('{"hypotheses": [{"text": "a", "score": true}]}\n', "numeric"),
     ('{"hypotheses": [{"text": "a", "score": 1}], "reference": 3}\n', "must be a string"),
-    ("not json\n", r"nbest.jsonl:1: not valid JSON"),
-    ("[1, 2]\n", "expected a JSON object"),
+    ("not json\n", r"nbest.jsonl:1 is not valid JSON"),
+    ("[1, 2]\n", "nbest.jsonl:1 must be a JSON object"),
 ])
 def test_bad_nbest_files(data_dir, capsys, tmp_path, content, match):
   root, _ = data_dir

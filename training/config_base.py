@@ -92,9 +92,9 @@ def parse_hparams(hparams: str) -> Dict[str, Any]:
   Raises:
     HparamsFileError: the value ends with ".json" but no such file exists (a
       `cli.UsageError` and a `FileNotFoundError`).
-    cli.UsageError: the path is a directory or another non-regular file.
-    ValueError: the text is not valid JSON (the message gives line, column
-      and character offset) or does not hold a JSON object.
+    cli.UsageError: the path is a directory or another non-regular file, or
+      the text is not valid JSON (the message gives line, column and
+      character offset) or does not hold a JSON object.
   """
   if hparams.endswith(".json"):
     source = f"--hparams file {hparams}"
@@ -103,15 +103,10 @@ def parse_hparams(hparams: str) -> Dict[str, Any]:
     source = "--hparams value"
     text = hparams
   try:
-    parsed = json.loads(text)
-  except json.JSONDecodeError as e:
-    raise ValueError(f"{source} is not valid JSON: {e.msg} at line {e.lineno} column "
-                     f"{e.colno} (char {e.pos}). Expected a JSON object such as "
-                     "'{\"learning_rate\": 1e-4}'.") from e
-  if not isinstance(parsed, dict):
-    raise ValueError(f"{source} must be a JSON object (name -> value), got a JSON "
-                     f"{_json_type_name(parsed)}: {text.strip()[:80]}")
-  return parsed
+    return files.parse_json_object(text, source)
+  except files.JsonObjectError as e:  # a flag's value: a usage error
+    raise cli.UsageError(f"{e} Expected a JSON object such as "
+                         "'{\"learning_rate\": 1e-4}'.") from e
 
 
 def hparams_help(make_config: Callable[..., "HParamsConfig"],
@@ -160,27 +155,6 @@ def _help_value(value: Any) -> str:
 # Types and validators
 # ----------------------------------------------------------------------------
 
-def _json_type_name(value: Any) -> str:
-  """The JSON type a Python value corresponds to, for error messages."""
-  if value is None:
-    return "null"
-  if isinstance(value, bool):
-    return "boolean"
-  if isinstance(value, numbers.Integral):
-    return "integer"
-  if isinstance(value, numbers.Real):
-    return "number"
-  if isinstance(value, str):
-    return "string"
-  if isinstance(value, (list, tuple)):
-    return "array"
-  if isinstance(value, dict):
-    return "object"
-  if callable(value):
-    return "function"
-  return type(value).__name__
-
-
 @dataclasses.dataclass(frozen=True)
 class HParamType:
   """The values an hparam accepts.
@@ -207,7 +181,7 @@ class HParamType:
       return isinstance(value, numbers.Integral)
     if self.kind == "number":
       return isinstance(value, numbers.Real)
-    return _json_type_name(value) == self.kind
+    return files.json_type_name(value) == self.kind
 
   def describe(self) -> str:
     """The type for error messages, e.g. "integer or null"."""
@@ -228,7 +202,7 @@ def infer_hparam_type(default: Any) -> HParamType:
     return HParamType("number")
   if callable(default) and not isinstance(default, (str, list, dict)):
     return HParamType("function")
-  return HParamType(_json_type_name(default))
+  return HParamType(files.json_type_name(default))
 
 
 def one_of(*choices: Any) -> Validator:
@@ -436,7 +410,7 @@ class HParamsConfig:
               "(--data-dir); pass a Python callable or leave it out."
               if expected.kind == "function" else "")
       raise ValueError(f"hparam {name} expects type {expected.describe()}, got "
-                       f"{_json_type_name(value)} ({value!r}).{hint}")
+                       f"{files.json_type_name(value)} ({value!r}).{hint}")
     validator = {**self._COMMON_VALIDATORS, **self._VALIDATORS}.get(name)
     if validator is not None and value is not None:
       validator(name, value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import numbers
 import os
 import pickle
 import shutil
@@ -54,28 +55,65 @@ def load_json(path: str) -> Any:
     return json.load(f)
 
 
+class JsonObjectError(cli.DataError):
+  """A text or file that should hold a JSON object does not (exit code 1 unless the caller
+  reports it as a usage error)."""
+
+
+def json_type_name(value: Any) -> str:
+  """The JSON type of a decoded value ("object", "array", "string", ...), for messages.
+
+  numpy scalars count as numbers; a callable is a "function".
+  """
+  if value is None:
+    return "null"
+  for kind, types in (("boolean", bool), ("integer", numbers.Integral), ("number", numbers.Real),
+                      ("string", str), ("array", (list, tuple)), ("object", dict)):
+    if isinstance(value, types):
+      return kind
+  return "function" if callable(value) else type(value).__name__
+
+
+def parse_json_object(text: str, source: str) -> Dict[str, Any]:
+  """The JSON object (dict) `text` holds: the one parser of JSON objects in this code base.
+
+  Args:
+    text: the JSON text.
+    source: how to name it in messages, e.g. "--hparams value" or "Saved config /m/x.json".
+
+  Raises:
+    JsonObjectError: not valid JSON (with line, column and offset), or a JSON
+      value other than an object.
+  """
+  try:
+    value = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise JsonObjectError(f"{source} is not valid JSON: {e.msg} at line {e.lineno} column "
+                          f"{e.colno} (char {e.pos}).") from e
+  if not isinstance(value, dict):
+    raise JsonObjectError(f"{source} must be a JSON object (name -> value), got a JSON "
+                          f"{json_type_name(value)}: {text.strip()[:80]}")
+  return value
+
+
 def load_json_object(path: str, what: str = "JSON file") -> Dict[str, Any]:
-  """The JSON object (dict) stored in `path`.
+  """The JSON object (dict) stored in the file `path` (see `parse_json_object`).
 
   Args:
     path: the file.
-    what: how to call it in the message, e.g. "Saved config".
+    what: how to call it in messages, e.g. "Saved config".
 
   Raises:
     FileNotFoundError: no such file.
-    util.cli.DataError: not valid JSON (with line and column), or not an object.
+    JsonObjectError: not UTF-8, not valid JSON, or not an object.
   """
+  with open(path, "rb") as f:
+    raw = f.read()
   try:
-    value = load_json(path)
-  except json.JSONDecodeError as e:
-    raise cli.DataError(f"{what} {path} is not valid JSON ({e.msg} at line {e.lineno} column "
-                        f"{e.colno}); fix or delete it.") from e
+    text = raw.decode("utf-8")
   except UnicodeDecodeError as e:
-    raise cli.DataError(f"{what} {path} is not UTF-8 text ({e.reason}); fix or delete "
-                        "it.") from e
-  if not isinstance(value, dict):
-    raise cli.DataError(f"{what} {path} must hold a JSON object; fix or delete it.")
-  return value
+    raise JsonObjectError(f"{what} {path} is not UTF-8 text ({e.reason}).") from e
+  return parse_json_object(text, f"{what} {path}")
 
 
 def write_json(obj: Any, path: str, indent: int | None = 2) -> None:

@@ -77,7 +77,7 @@ def test_saved_hparams_only_the_given_keys(tmp_path):
   assert (source, values) == (path, {"embedding_size": 12, "debug": False})
   assert model_dir.saved_hparams(str(tmp_path / "absent.json"), ("debug",)) == []
   (tmp_path / "bad.json").write_text("[1, 2]")
-  with pytest.raises(cli.DataError, match="must hold a JSON object"):
+  with pytest.raises(cli.DataError, match="must be a JSON object"):
     model_dir.load_saved_config(str(tmp_path / "bad.json"))
 
 
