@@ -52,17 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   commands = parser.add_subparsers(dest="command", required=True)
   exp = commands.add_parser("export", help="TF1 checkpoint -> Hugging Face directory.")
-  exp.add_argument("--data-dir", required=True, help="Location of data files (model "
-                   "weights, vocab).")
-  exp.add_argument("--model-name", required=True, help="The (pre-trained) model: "
-                   "<data-dir>/models/<model-name>.")
+  cli.add_model_dir_flags(exp, "The (pre-trained) model: <data-dir>/models/<model-name>.",
+                          "as for run_pretraining.py / run_finetuning.py.")
   exp.add_argument("--output-dir", required=True, help="Hugging Face directory to write.")
   exp.add_argument("--model-type", default="discriminator", choices=hf_conversion.MODEL_TYPES,
                    help="What to export (default: discriminator).")
   exp.add_argument("--task", default=None, help="Fine-tuned task name (token_classification, "
                    "or encoder of a fine-tuned model); default: the first task_names entry.")
-  exp.add_argument("--hparams", default="{}", help="JSON dict of model hyperparameters, or a "
-                   "path to a .json file (as for run_pretraining.py / run_finetuning.py).")
   exp.add_argument("--checkpoint", default=None, help="Checkpoint directory or prefix "
                    "(default: latest in the model dir, or the fine-tuned model dir).")
   exp.add_argument("--vocab-file", default=None, help="vocab.txt to ship (default: the model "

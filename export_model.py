@@ -65,13 +65,9 @@ from util import cli, logs, paths
 
 def main(argv: Optional[List[str]] = None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--data-dir", required=True, help="Location of data files (model "
-                      "weights, etc).")
-  parser.add_argument("--model-name", required=True, help="The name of the (pre-trained) "
-                      "model: its checkpoints are in <data-dir>/models/<model-name>.")
-  parser.add_argument("--hparams", default="{}", help="JSON dict of model hyperparameters, "
-                      "or a path to a .json file (as for run_pretraining.py / "
-                      "run_finetuning.py).")
+  cli.add_model_dir_flags(parser, "The name of the (pre-trained) model: its checkpoints are "
+                          "in <data-dir>/models/<model-name>.",
+                          "as for run_pretraining.py / run_finetuning.py.")
   parser.add_argument("--output-dir", required=True, help="SavedModel directory to write.")
   parser.add_argument("--include-generator", action="store_true", help="Also export "
                       "generator_logits [batch, seq, vocab] (pre-trained models).")

@@ -65,12 +65,7 @@ def main(argv: Optional[list] = None) -> None:
   """Parses the flags and runs `train_or_eval`."""
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=_help_epilog(),
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--data-dir", required=True, help="Location of data files (model "
-                      "weights, etc).")
-  parser.add_argument("--model-name", required=True, help="The name of the model being "
-                      "pre-trained.")
-  parser.add_argument("--hparams", default="{}", help="JSON dict of model hyperparameters, "
-                      "or a path to a .json file.")
+  cli.add_model_dir_flags(parser, "The name of the model being pre-trained.")
   args = parser.parse_args(argv)
   logs.setup_logging()
   tf.get_logger().setLevel("ERROR")

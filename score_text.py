@@ -341,11 +341,8 @@ def run(args: argparse.Namespace, hparams: Dict[str, Any]) -> Dict[str, Any]:
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--data-dir", required=True, help="Location of data files (vocab, "
-                      "models/<model-name>).")
-  parser.add_argument("--model-name", required=True, help="The pre-trained model to score with.")
-  parser.add_argument("--hparams", default="{}", help="JSON dict of model hyperparameters, or "
-                      "a path to a .json file; overrides the saved pretrain_config.json.")
+  cli.add_model_dir_flags(parser, "The pre-trained model to score with.",
+                          "overrides the saved pretrain_config.json.")
   parser.add_argument("--input", required=True, help="Text file (one text per line), .jsonl "
                       "with a \"text\" field, or with --rerank an n-best .jsonl file.")
   parser.add_argument("--output", required=True, help="Output .jsonl file (written "

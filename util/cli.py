@@ -16,6 +16,7 @@ Scripts keep a `main(argv)` that raises (tests call it directly) and end with
 `sys.exit(cli.run(main))`.
 """
 
+import argparse
 import os
 import sys
 import traceback
@@ -103,3 +104,20 @@ def run(main: Callable[..., Any], argv: Optional[Sequence[str]] = None,
   except reported_errors() as e:
     return report(e)
   return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def add_model_dir_flags(parser: argparse.ArgumentParser, model_help: str,
+                        hparams_help: str = "") -> None:
+  """Declares --data-dir, --model-name and --hparams, the flags of every script that works
+  on `<data-dir>/models/<model-name>` (the original's names and defaults).
+
+  Args:
+    parser: the script's parser (or sub-command parser).
+    model_help: what --model-name names for this script.
+    hparams_help: appended to --hparams' help (e.g. what it overrides).
+  """
+  parser.add_argument("--data-dir", required=True, help="Location of data files (vocab.txt, "
+                      "pretrain_tfrecords/, finetuning_data/, models/<model-name>).")
+  parser.add_argument("--model-name", required=True, help=model_help)
+  parser.add_argument("--hparams", default="{}", help="JSON dict of model hyperparameters, or "
+                      "a path to a .json file" + (f"; {hparams_help}" if hparams_help else "."))
