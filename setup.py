@@ -7,8 +7,9 @@ setup(
     description=("TensorFlow 2 implementation of ELECTRA and Electric pre-training "
                  "and fine-tuning, faithful to the original TF1 code."),
     python_requires=">=3.10",
-    packages=find_packages(include=["model", "model.*", "pretrain", "pretrain.*",
-                                    "finetune", "finetune.*", "util", "util.*"]),
+    packages=find_packages(include=["util", "util.*", "model", "model.*", "training",
+                                    "training.*", "pretrain", "pretrain.*", "finetune",
+                                    "finetune.*", "export", "export.*"]),
     py_modules=[
         "configure_pretraining", "configure_finetuning",
         "build_pretraining_dataset", "build_openwebtext_pretraining_dataset",
@@ -25,8 +26,9 @@ setup(
         "safetensors",
     ],
     extras_require={
-        # tokenizers too, so that build_vocab.py's tests run rather than skip.
-        "test": ["pytest>=7", "pytest-xdist", "tokenizers>=0.13"],
+        # tokenizers too, so that build_vocab.py's tests run rather than skip;
+        # import-linter checks that the floors only import downwards (.importlinter).
+        "test": ["pytest>=7", "pytest-xdist", "tokenizers>=0.13", "import-linter>=2.1"],
         # Optional: build_vocab.py's WordPiece trainer (Hugging Face tokenizers, Rust).
         "vocab": ["tokenizers>=0.13"],
         # Optional: the figure of experiments/replicate_small.py.

@@ -28,10 +28,9 @@ shared corpus); the files are linked into one flat temporary dir.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -41,11 +40,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # TensorFlow and bench.common (which imports it) are imported inside functions:
 # the builder's `spawn` workers re-import this main module, and must stay light.
-import build_pretraining_dataset  # noqa: E402
 from model import tokenization  # noqa: E402
 from pretrain import example_builder  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILDER = os.path.join(REPO_ROOT, "build_pretraining_dataset.py")
 DEFAULT_CORPUS = os.path.join(REPO_ROOT, "data", "corpus", "moby_dick.txt")
 DEFAULT_VOCAB = os.path.join(REPO_ROOT, "data", "vocab", "uncased_vocab.txt")
 
@@ -161,37 +160,22 @@ def count_output(output_dir: str, max_seq_length: int) -> tuple:
   return examples, tokens
 
 
-@contextlib.contextmanager
-def quiet_stdout():
-  """Sends file descriptor 1 to /dev/null, so spawned workers' progress lines vanish too."""
-  sys.stdout.flush()
-  saved = os.dup(1)
-  devnull = os.open(os.devnull, os.O_WRONLY)
-  try:
-    os.dup2(devnull, 1)
-    with contextlib.redirect_stdout(io.StringIO()):
-      yield
-  finally:
-    sys.stdout.flush()
-    os.dup2(saved, 1)
-    os.close(saved)
-    os.close(devnull)
-
-
 def bench_builder(corpus_dir: str, vocab_file: str, max_seq_length: int,
                   num_processes: int, work_dir: str) -> dict:
-  """Runs the builder's main() once and times it (stdout progress is discarded)."""
+  """Runs build_pretraining_dataset.py once and times it (stdout progress is discarded)."""
   output_dir = os.path.join(work_dir, f"out_p{num_processes}")
   n_bytes = sum(os.path.getsize(os.path.join(corpus_dir, n)) for n in os.listdir(corpus_dir))
   argv = ["--corpus-dir", corpus_dir, "--vocab-file", vocab_file, "--output-dir", output_dir,
           "--max-seq-length", str(max_seq_length), "--num-processes", str(num_processes),
           "--seed", "0"]
   start, cpu_start = time.perf_counter(), cpu_seconds()
-  with quiet_stdout():
-    code = build_pretraining_dataset.main(argv)
+  # As a user runs it: its own process (and its workers), progress lines discarded.
+  process = subprocess.run([sys.executable, BUILDER, *argv], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True, check=False)
   seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
-  if code != 0:
-    raise RuntimeError(f"build_pretraining_dataset.py {' '.join(argv)} exited with {code}")
+  if process.returncode != 0:
+    raise RuntimeError(f"build_pretraining_dataset.py {' '.join(argv)} exited with "
+                       f"{process.returncode}: {process.stderr[-2000:]}")
   examples, tokens = count_output(output_dir, max_seq_length)
   return dict(benchmark="build_pretraining_dataset", seq=max_seq_length,
               examples_per_sec=examples / seconds, tokens_per_sec=tokens / seconds,

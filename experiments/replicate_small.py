@@ -53,6 +53,7 @@ import platform
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from typing import Any, Dict, Optional, Sequence
@@ -60,7 +61,6 @@ from typing import Any, Dict, Optional, Sequence
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # pylint: disable=wrong-import-position
-import build_pretraining_dataset  # noqa: E402
 import configure_finetuning  # noqa: E402
 import configure_pretraining  # noqa: E402
 from experiments import pretraining_curve  # noqa: E402
@@ -162,11 +162,13 @@ def prepare_data(args: argparse.Namespace, data_dir: str, max_seq_length: int) -
       info.update(split_corpus(args.corpus_dir, text_dirs["train"], text_dirs["heldout"],
                                args.heldout_fraction))
       for s, d in text_dirs.items():
-        code = build_pretraining_dataset.main([
+        # As a user runs it (its own process and workers).
+        process = subprocess.run([
+            sys.executable, os.path.join(REPO, "build_pretraining_dataset.py"),
             "--corpus-dir", d, "--vocab-file", vocab, "--seed", "0",
             "--max-seq-length", str(max_seq_length),
-            "--output-dir", os.path.join(data_dir, f"pretrain_{s}_tfrecords")])
-        if code:
+            "--output-dir", os.path.join(data_dir, f"pretrain_{s}_tfrecords")], check=False)
+        if process.returncode:
           raise cli.DataError(f"Building the {s} pre-training tfrecords failed.")
   for task in args.tasks:
     target = os.path.join(data_dir, "finetuning_data", task)
