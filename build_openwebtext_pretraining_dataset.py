@@ -7,8 +7,9 @@ Reads `DATA/vocab.txt` and the tar archives in `DATA/openwebtext/` (the OWT
 release's `*.xz` tarballs of `.txt` files), extracts each archive into the
 scratch dir `DATA/tmp/job_<id>/` and writes
 `DATA/pretrain_tfrecords/pretrain_data.tfrecord-<i>-of-1000` with the
-`ExampleWriter` of `build_pretraining_dataset.py` (spec: cli.md §2). Blank
-lines are ignored: every extracted file is one document.
+`ExampleWriter` of `build_pretraining_dataset.py` (see
+docs/cli.md#build_openwebtext_pretraining_datasetpy). Blank lines are ignored: every extracted file
+is one document.
 """
 from __future__ import annotations
 
@@ -66,7 +67,7 @@ def write_examples(job_id: int, args: argparse.Namespace,
         log(dataset_builder.progress_message(file_no, len(fnames), start_time,
                                              example_writer.n_written))
       # The scratch dir is re-created per archive and, as in the original,
-      # left in place at the end (cli.md Quirks).
+      # left in place at the end (docs/cli.md#differences-from-the-original).
       files.rmkdir(job_tmp_dir)
       extract_archive(os.path.join(owt_dir, fname), job_tmp_dir)
       # Sorted before the shuffle (the original shuffled the file system's

@@ -8,11 +8,11 @@ line, blank lines between documents (entries that are not regular files,
 such as FIFOs or links to devices, are skipped with a warning). Lines are
 WordPiece-tokenized and packed into examples of at most `--max-seq-length`
 tokens, `[CLS] A [SEP] B [SEP]`, written round-robin into
-`OUT/pretrain_data.tfrecord-<i>-of-1000` (spec: data.md §1, cli.md §1). The
-shards are written into `OUT.incomplete`, which replaces `OUT` only when every worker succeeded and
-at least one example was written: a failed or interrupted build never looks
-complete and leaves a previous dataset in `OUT` untouched (the original
-deleted it first). Workers stop when the builder dies; SIGTERM and Ctrl-C
+`OUT/pretrain_data.tfrecord-<i>-of-1000` (see docs/data.md#pre-training-corpus,
+docs/cli.md#build_pretraining_datasetpy). The shards are written into `OUT.incomplete`, which
+replaces `OUT` only when every worker succeeded and at least one example was written: a failed or
+interrupted build never looks complete and leaves a previous dataset in `OUT` untouched (the
+original deleted it first). Workers stop when the builder dies; SIGTERM and Ctrl-C
 remove the staging dir. The last line printed counts the examples, tokens
 and documents written and the tokens cut by the max-length truncation.
 
@@ -50,7 +50,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                       help="Location of vocabulary file.")
   parser.add_argument("--output-dir", required=True,
                       help="Where to write out the tfrecords (deleted and re-created).")
-  # Quirk kept (cli.md Quirks): the original declares type=bool, so any
+  # Quirk kept (docs/cli.md#differences-from-the-original): the original declares type=bool, so any
   # non-empty string, "False" included, means True; only "" gives False.
   parser.add_argument("--blanks-separate-docs", default=True, type=str, metavar="BOOL",
                       help="Whether blank lines indicate document boundaries. As in the "

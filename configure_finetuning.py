@@ -1,12 +1,14 @@
-"""Config controlling hyperparameters for fine-tuning ELECTRA (spec: hparams.md §2).
+"""Config controlling hyperparameters for fine-tuning ELECTRA (see
+docs/hparams.md#fine-tuning-hparams).
 
 `FinetuningConfig(model_name, data_dir, **overrides)` holds every hparam as an
-attribute, with the original's names and defaults. Merge order (§2): defaults
+attribute, with the original's names and defaults. Merge order (docs/hparams.md#merge-order):
+defaults
 -> `update(overrides)` -> task presets -> size presets -> debug settings ->
 `update(overrides)` again, so an explicitly passed value beats any preset.
 
-Deliberate difference from the original (hparams.md Quirks): `init_checkpoint`
-and `preprocessed_data_dir` are computed after the overrides, so with
+Deliberate difference from the original (docs/hparams.md#differences-from-the-original):
+`init_checkpoint` and `preprocessed_data_dir` are computed after the overrides, so with
 `debug: true` and no explicit value `init_checkpoint` is None (a 144-hidden
 debug model cannot load a real checkpoint) and the cached tfrecords go to
 `<tasks>_tfrecords-debug` instead of overwriting the real ones.
@@ -103,7 +105,7 @@ class FinetuningConfig(config_base.HParamsConfig):
     self._resolve_vocab_size(kwargs)
 
   def _set_general_defaults(self) -> None:
-    self.debug = False  # Tiny model, small data (§2.3).
+    self.debug = False  # Tiny model, small data (docs/hparams.md#fine-tuning-debug-mode).
     self.log_examples = False  # Log the featurization of the first example.
     self.num_trials = 1  # Train+eval runs; negative: run forever.
     self.do_train = True
@@ -116,7 +118,7 @@ class FinetuningConfig(config_base.HParamsConfig):
     # Custom task declarations (new); interpreted by finetune.task_builder.
     self.task_configs = []
     # BertConfig fields overriding the size preset; taken from the overrides
-    # here, as in the original (hparams.md §0 step 2).
+    # here, as in the original (docs/hparams.md#merge-order).
     self.model_hparam_overrides = kwargs.get("model_hparam_overrides", {})
     self.embedding_size = None  # None: the hidden size; the small preset sets 128.
     self.vocab_size = 30522  # Default: the line count of vocab_file when it exists.
@@ -165,7 +167,7 @@ class FinetuningConfig(config_base.HParamsConfig):
     self.fix_tagging_loss_double_count = False
 
   def _set_paths(self, data_dir: str, pretrained_model_dir: str, tasks: str) -> None:
-    """Default file locations, computed from the constructor arguments (§2 table)."""
+    """Default file locations, computed from the constructor arguments."""
     self.data_dir = data_dir
     self.raw_data_dir = PathTemplate(os.path.join(data_dir, "finetuning_data", "{:}"))
     self.vocab_file = os.path.join(pretrained_model_dir, "vocab.txt")
@@ -192,7 +194,8 @@ class FinetuningConfig(config_base.HParamsConfig):
 
   def _set_debug_dependent_paths(self, pretrained_model_dir: str, tasks: str,
                                  kwargs: Dict[str, Any]) -> None:
-    """Fix of the original's quirk (hparams.md Quirks): use the final `debug` value.
+    """Fix of the original's quirk (docs/hparams.md#differences-from-the-original): use the final
+    `debug` value.
 
     The original computes both paths before the overrides, when `debug` is
     always False. Explicitly passed values are kept.
@@ -203,13 +206,13 @@ class FinetuningConfig(config_base.HParamsConfig):
       self.preprocessed_data_dir = self._preprocessed_data_dir(pretrained_model_dir, tasks)
 
   def _apply_task_presets(self) -> None:
-    """Single-task presets (§2.1)."""
+    """Single-task presets (docs/hparams.md#task-presets)."""
     if len(self.task_names) != 1:
       return
     task_name = self.task_names[0]
     if task_name in ("rte", "sts"):
       self.num_train_epochs = 10.0
-    # Substring match, as the original, plus a FIX (hparams.md Quirks):
+    # Substring match, as the original, plus a FIX (docs/hparams.md#differences-from-the-original):
     # "naturalqs" contains neither "squad" nor "qa", so the original gave this
     # QA task 128 tokens and 3 epochs; it gets the QA preset here.
     elif "squad" in task_name or "qa" in task_name or task_name == "naturalqs":
@@ -223,7 +226,7 @@ class FinetuningConfig(config_base.HParamsConfig):
       self.num_train_epochs = 3.0
 
   def _apply_size_presets(self) -> None:
-    """Size presets (§2.2); base changes nothing."""
+    """Size presets (docs/hparams.md#fine-tuning-size-presets); base changes nothing."""
     if self.model_size == "large":
       self.learning_rate = 5e-5
       self.layerwise_lr_decay = 0.9
@@ -231,7 +234,8 @@ class FinetuningConfig(config_base.HParamsConfig):
       self.embedding_size = 128
 
   def _apply_debug_settings(self) -> None:
-    """Debug-mode settings (§2.3); the tiny model is applied by get_model_bert_config."""
+    """Debug-mode settings (docs/hparams.md#fine-tuning-debug-mode); the tiny model is applied by
+    get_model_bert_config."""
     if not self.debug:
       return
     self.save_checkpoints_steps = 1000000

@@ -1,7 +1,8 @@
-"""Config controlling hyperparameters for pre-training ELECTRA (spec: hparams.md §1).
+"""Config controlling hyperparameters for pre-training ELECTRA (see
+docs/hparams.md#pre-training-hparams).
 
 `PretrainingConfig(model_name, data_dir, **overrides)` holds every hparam as
-an attribute, with the original's names and defaults. Merge order (§0):
+an attribute, with the original's names and defaults. Merge order (docs/hparams.md#merge-order):
 defaults -> `update(overrides)` -> derived values, debug settings, presets ->
 `update(overrides)` again, so an explicitly passed value beats any preset.
 
@@ -74,16 +75,17 @@ class PretrainingConfig(config_base.HParamsConfig):
 
     self.update(kwargs)
     self._apply_derived_and_presets()
-    # Passed-in arguments override (for example) debug-mode defaults (§0 step 5).
+    # Passed-in arguments override (for example) debug-mode defaults (docs/hparams.md#merge-order).
     self.update(kwargs)
     self._resolve_vocab_size(kwargs)
     if self.electric_objective and not self.two_tower_generator:
       logger.warning("electric_objective is set but two_tower_generator was explicitly "
                      "set to false: the Electric model needs the two-tower generator "
-                     "(hparams.md §1.1); drop the two_tower_generator override.")
+                     "(docs/hparams.md#pre-training-presets); drop the two_tower_generator "
+                     "override.")
 
   def _set_run_defaults(self) -> None:
-    self.debug = False  # Tiny model, few steps (§1.2).
+    self.debug = False  # Tiny model, few steps.
     self.do_train = True  # Pre-train the model.
     self.do_eval = False  # Evaluate generator/discriminator on unlabeled data.
 
@@ -108,11 +110,12 @@ class PretrainingConfig(config_base.HParamsConfig):
   def _set_model_defaults(self, kwargs: Dict[str, Any]) -> None:
     self.model_size = "small"  # "small", "base" or "large" (get_bert_config).
     # BertConfig fields overriding the size preset; taken from the overrides
-    # here, as in the original (§0 step 2).
+    # here, as in the original (docs/hparams.md#merge-order).
     self.model_hparam_overrides = kwargs.get("model_hparam_overrides", {})
     self.embedding_size = None  # None: the hidden size; the small preset sets 128.
     self.vocab_size = 30522  # Default: the line count of vocab_file when it exists.
-    self.do_lower_case = True  # Inert in pre-training (hparams.md Quirks).
+    # Inert in pre-training (docs/hparams.md#differences-from-the-original).
+    self.do_lower_case = True
 
   def _set_generator_defaults(self) -> None:
     self.uniform_generator = False  # Sample uniformly instead of using a generator.
@@ -130,7 +133,7 @@ class PretrainingConfig(config_base.HParamsConfig):
     self.eval_batch_size = 128
 
   def _set_paths(self, model_name: str, data_dir: str) -> None:
-    """Default file locations, computed from the constructor arguments (§0)."""
+    """Default file locations, computed from the constructor arguments."""
     self.pretrain_tfrecords = os.path.join(
         data_dir, "pretrain_tfrecords/pretrain_data.tfrecord*")
     self.vocab_file = os.path.join(data_dir, "vocab.txt")
@@ -140,7 +143,8 @@ class PretrainingConfig(config_base.HParamsConfig):
     self.results_pkl = os.path.join(results_dir, "unsup_results.pkl")  # Never written.
 
   def _apply_derived_and_presets(self) -> None:
-    """Derived values, debug settings and presets (§1, §1.1, §1.2), in the original's order."""
+    """Derived values, debug settings and presets (docs/hparams.md#pre-training-hparams), in
+    the original's order."""
     # Not an hparam: it is created after the first update, so it cannot be set.
     self.max_predictions_per_seq = int((self.mask_prob + 0.005) * self.max_seq_length)
 
@@ -152,7 +156,8 @@ class PretrainingConfig(config_base.HParamsConfig):
       self.num_eval_steps = 2
 
     # The paper's settings for base/large (max_seq_length 512, lr 2e-4, ...)
-    # are NOT applied here, as in the original: pass them explicitly (§1.1).
+    # are NOT applied here, as in the original: pass them explicitly
+    # (docs/hparams.md#pre-training-presets).
     if self.model_size == "small":
       self.embedding_size = 128
 

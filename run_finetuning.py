@@ -5,8 +5,8 @@
 Reads `<data-dir>/finetuning_data/<task>/...` and the pre-trained model at
 `<data-dir>/models/<model-name>` (hparam `init_checkpoint`); runs `num_trials`
 train+eval trials in `<data-dir>/models/<model-name>/finetuning_models/<tasks>_model_<trial>`
-and writes `results/<tasks>_results.txt` and `.pkl` there (spec: cli.md §4); with more
-than one trial the text file ends with one summary line per task and metric
+and writes `results/<tasks>_results.txt` and `.pkl` there (see docs/cli.md#run_finetuningpy); with
+more than one trial the text file ends with one summary line per task and metric
 (median, mean, std, min and max over the trials).
 Sizes the user leaves out of `--hparams` come from the pre-trained model's
 `pretrain_config.json` when it has one (model/model_dir.py).

@@ -5,9 +5,9 @@
 Reads `<data-dir>/pretrain_tfrecords/pretrain_data.tfrecord*` (hparam
 `pretrain_tfrecords`), writes name-based checkpoints, TensorBoard scalars and
 the resolved config to `<data-dir>/models/<model-name>` and resumes from there
-when re-run (spec: cli.md §3). With `"do_train": false, "do_eval": true` it
-evaluates the latest checkpoint (model.md §6), prints the metrics and writes
-them to `results/unsup_results.txt` and `.pkl` and to TensorBoard (`eval/`).
+when re-run (see docs/cli.md#run_pretrainingpy). With `"do_train": false, "do_eval": true` it
+evaluates the latest checkpoint (docs/metrics.md#pre-training-evaluation), prints the metrics and
+writes them to `results/unsup_results.txt` and `.pkl` and to TensorBoard (`eval/`).
 """
 from __future__ import annotations
 

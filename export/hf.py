@@ -67,7 +67,7 @@ def size_hparams(bert_config: BertConfig, embedding_size: int) -> Dict[str, Any]
 
   `model_size` is the preset of the same hidden size (else "base", whose
   presets change nothing); `model_hparam_overrides` holds only the fields
-  that differ from what the preset derives (hparams.md §3); `embedding_size`
+  that differ from what the preset derives (docs/hparams.md#model-sizes); `embedding_size`
   is set when the preset would give another width.
 
   Args:
@@ -86,7 +86,7 @@ def size_hparams(bert_config: BertConfig, embedding_size: int) -> Dict[str, Any]
     hparams["vocab_size"] = bert_config.vocab_size
   target = bert_config.to_dict()
   overrides: Dict[str, Any] = {}
-  # Sizes first: heads and FFN width follow an overridden hidden size (§3 steps 4-5).
+  # Sizes first: heads and FFN width follow an overridden hidden size (docs/hparams.md#model-sizes).
   for keys in (("hidden_size", "num_hidden_layers"), tuple(target)):
     derived = sizes.get_bert_config(types.SimpleNamespace(
         model_size=model_size, vocab_size=bert_config.vocab_size,
@@ -112,7 +112,7 @@ def generator_hparams(hparams: Mapping[str, Any], bert_config: BertConfig,
 
   Raises:
     ValueError: the generator's heads, FFN width or other fields are not
-      what `get_generator_config` derives (hparams.md §1.3), so this code
+      what `get_generator_config` derives (docs/hparams.md#generator-size), so this code
       base cannot build it for pre-training.
   """
   out = {"generator_hidden_size": generator_config.hidden_size / bert_config.hidden_size,
@@ -166,9 +166,9 @@ def _export_pretrained(args, hparams: Dict[str, Any]) -> Tuple[hf_conversion.HFM
   embedding = config.embedding_size or bert_config.hidden_size  # The shared tables' width.
   has_objective = config.electra_objective or config.electric_objective
   if config.electric_objective and not config.two_tower_generator:
-    raise ValueError("electric_objective needs two_tower_generator (hparams.md §1.1), but "
-                     "two_tower_generator is false (from --hparams or the saved config); "
-                     "pass both in --hparams.")
+    raise ValueError("electric_objective needs two_tower_generator "
+                     "(docs/hparams.md#pre-training-presets), but two_tower_generator is false "
+                     "(from --hparams or the saved config); pass both in --hparams.")
   arrays = hf_conversion.CheckpointArrays(
       model_dir_lib.pretrained_checkpoint(model_dir, args.checkpoint))
   model_dir_lib.check_encoder_fits(arrays.prefix, bert_config, config.embedding_size,
@@ -313,7 +313,8 @@ def import_(args: argparse.Namespace) -> str:
     if untied:
       hparams["untied_generator_embeddings"] = True
   elif imported.model_type == "generator":
-    hparams["electra_objective"] = False  # A BERT-style MLM model (checkpoints.md §2.1).
+    # A BERT-style MLM model (docs/checkpoints.md#pre-training-variants).
+    hparams["electra_objective"] = False
   if not loaded.do_lower_case:
     hparams["do_lower_case"] = False
   if loaded.vocab_file:

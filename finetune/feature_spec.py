@@ -1,6 +1,6 @@
 """Descriptions of the features written to and parsed from fine-tuning tfrecords.
 
-Spec: data.md §4.1. Every serialized fine-tuning example contains the shared
+See docs/data.md#feature-specs. Every serialized fine-tuning example contains the shared
 features (`input_ids`, `input_mask`, `segment_ids` of shape [max_seq_length]
 and the scalar `task_id`) plus the features of every configured task; a
 feature a task does not produce is filled with its default value.
@@ -53,7 +53,7 @@ class FeatureSpec:
 
 
 def get_shared_feature_specs(config) -> List[FeatureSpec]:
-  """The features every fine-tuning dataset has (data.md §4.1).
+  """The features every fine-tuning dataset has (docs/data.md#feature-specs).
 
   Args:
     config: a `FinetuningConfig` (uses `max_seq_length`).

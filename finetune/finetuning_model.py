@@ -1,9 +1,9 @@
 """The fine-tuning model: one shared ELECTRA encoder plus one head per task.
 
-Spec: finetune.md §1 and §6, checkpoints.md §3. The encoder is a `BertModel`
-in scope `electra` (embeddings `electra/embeddings`, `electra/embeddings_project`
-when E != H), so the discriminator of a pre-trained checkpoint loads by name;
-each task adds a `TaskHead` under `task_specific/<task>/`.
+See docs/finetuning.md#the-fine-tuning-model, docs/finetuning.md#multi-task-batches,
+docs/checkpoints.md#fine-tuning-variables. The encoder is a `BertModel` in scope `electra`
+(embeddings `electra/embeddings`, `electra/embeddings_project` when E != H), so the discriminator of
+a pre-trained checkpoint loads by name; each task adds a `TaskHead` under `task_specific/<task>/`.
 
 Loss (faithful): the **sum over the batch** of every task's per-example
 losses, each masked by `one_hot(task_id, n_tasks)`, so a row only trains the

@@ -1,7 +1,7 @@
 """GLUE benchmark submission files from test-set predictions (beyond the original).
 
 The original stops at pickles `eid -> logits` (`eid -> prediction` for STS,
-finetune.md §8). This module turns them into the TSV files the GLUE server
+docs/finetuning.md#test-set-outputs). This module turns them into the TSV files the GLUE server
 expects: a header `index\tprediction`, then one row per test example in index
 order. For GLUE test files the `eid` equals the `index` column.
 

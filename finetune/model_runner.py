@@ -1,11 +1,13 @@
 """`ModelRunner`: trains, evaluates and predicts with a `FinetuningModel` for one trial.
 
-Spec: cli.md §4 (control flow, log lines), finetune.md §1, §6-§8 (model,
-multi-task data, results, test outputs), checkpoints.md §4 (what
-`init_checkpoint` loads). The original wrapped a TPUEstimator; here the model
-is a `tf.Module`, trained by `training.trainer.Trainer` with the loss **summed**
-over the batch, layer-wise learning-rate decay and a warm-up proportion
-(model.md §7), and predicted by a `tf.function` over the predict tfrecords.
+See docs/cli.md#run_finetuningpy (control flow, log lines),
+docs/finetuning.md#the-fine-tuning-model, docs/finetuning.md#multi-task-batches,
+docs/finetuning.md#test-set-outputs (model, multi-task data, results, test outputs),
+docs/checkpoints.md#partial-restore-with-init_checkpoint (what `init_checkpoint` loads). The
+original wrapped a TPUEstimator; here the model is a `tf.Module`, trained by
+`training.trainer.Trainer` with the loss **summed** over the batch, layer-wise learning-rate decay
+and a warm-up proportion (docs/model.md#optimizer), and predicted by a `tf.function` over the
+predict tfrecords.
 
 Initialization: when evaluating only (`do_train` false), the trial's own latest
 checkpoint is loaded (strict). When training, the trial starts from
@@ -50,9 +52,9 @@ from util import cli, files
 
 logger = logging.getLogger("electra")
 
-LOG_EVERY = 10  # cli.md §4: the fine-tuning ETA hook logs every 10 global steps.
+LOG_EVERY = 10  # docs/cli.md#run_finetuningpy: the fine-tuning ETA hook logs every 10 global steps.
 CONFIG_FILE = FINETUNE_CONFIG_FILE  # Read back by export_model.py and convert_hf.py.
-# finetune.md §8: tasks whose test predictions the original writes.
+# docs/finetuning.md#test-set-outputs: tasks whose test predictions the original writes.
 GLUE_TEST_TASKS = ("cola", "mrpc", "mnli", "sst", "rte", "qnli", "qqp", "sts")
 SQUAD_TEST_TASK = "squad"
 
@@ -216,7 +218,8 @@ def make_train_settings(config, model_dir: str, num_train_steps: int,
 
 
 def make_loss_fn(model: finetuning_model.FinetuningModel) -> trainer_lib.LossFn:
-  """The trainer's loss function: the model's batch-sum loss (finetune.md §1)."""
+  """The trainer's loss function: the model's batch-sum loss
+  (docs/finetuning.md#the-fine-tuning-model)."""
 
   # The model has no tensor-dependent Python control flow: skipping
   # autograph's conversion of it makes tracing faster.
@@ -413,7 +416,7 @@ class ModelRunner:
       outputs = self.predict_batch(batch)
       for row, task_id in enumerate(outputs["task_id"]):
         if task_id == len(self._tasks):
-          continue  # padding (finetune.md §6)
+          continue  # padding (docs/finetuning.md#multi-task-batches)
         task, prefix = self._tasks[int(task_id)], prefixes[int(task_id)]
         yield task, {key[len(prefix):]: value[row] for key, value in outputs.items()
                      if key.startswith(prefix)}
@@ -442,7 +445,7 @@ class ModelRunner:
       results[task.name] = self.evaluate_task(task, split)
     return results
 
-  # === Test-set outputs (finetune.md §8) ===
+  # === Test-set outputs (docs/finetuning.md#test-set-outputs) ===
 
   def write_classification_outputs(self, tasks: Sequence[task_lib.Task], trial: int,
                                    split: str) -> List[str]:
@@ -486,7 +489,7 @@ class ModelRunner:
     return [pickle_path, json_path]
 
   def write_test_outputs(self, trial: int) -> List[str]:
-    """Test-set predictions of every task that supports them (finetune.md §8).
+    """Test-set predictions of every task that supports them (docs/finetuning.md#test-set-outputs).
 
     Returns:
       The files written.

@@ -1,6 +1,6 @@
 """Featurizes task examples into cached tfrecords and reads them back with `tf.data`.
 
-Spec: data.md §4.2. For a list of tasks and a split the dataset
+See docs/data.md#feature-cache. For a list of tasks and a split the dataset
 `<sorted task names joined by _>_<split>` is written to
 `<preprocessed_data_dir>/<name>.tfrecord` with `<name>.metadata`
 (`{"n_examples": n, ...}`). Every record holds every feature of the shared
@@ -9,7 +9,7 @@ the file is padded with dummy examples (`task_id = len(task_names)`) to a
 multiple of the batch size (`train_batch_size` for training, else
 `eval_batch_size`).
 
-Differences from the original (data.md Quirks):
+Differences from the original (docs/data.md#quirks-and-differences-from-the-original):
   * Stale caches: the metadata also stores a fingerprint (vocab file hash,
     do_lower_case, max_seq_length, task list and each task's settings,
     padding batch size, QA window hparams, debug, the shuffle seed); a cache
@@ -47,7 +47,7 @@ logger = logging.getLogger("electra")
 
 LOG_EVERY = 2000
 FINGERPRINT_VERSION = 1
-_SHUFFLE_BUFFER = 100  # data.md §4.2
+_SHUFFLE_BUFFER = 100  # docs/data.md#feature-cache
 
 
 def dataset_name(tasks: Sequence[task_lib.Task], split: str) -> str:

@@ -1,6 +1,6 @@
 """Base classes for the metrics computed from a task head's outputs.
 
-Spec: finetune.md §9. `update(results)` is called once per (non-padding)
+See docs/finetuning.md#task-interface. `update(results)` is called once per (non-padding)
 example with that task's outputs as numpy values (un-prefixed keys);
 `get_results(prefix)` returns an ordered list of (metric, value) pairs and
 caches it until the next update; `results_str()` formats them like the

@@ -1,4 +1,4 @@
-"""The interface every fine-tuning task implements (spec: finetune.md §9).
+"""The interface every fine-tuning task implements (see docs/finetuning.md#task-interface).
 
 A task turns raw files into `Example`s (`get_examples`), examples into feature
 dicts (`featurize`, serialized by `finetune.preprocessing`), builds its head
@@ -8,7 +8,7 @@ dicts (`featurize`, serialized by `finetune.preprocessing`), builds its head
 TF2 adaptation of the original `get_prediction_module`: the head is a
 `tf.Module` built once from the encoder's hidden size and called on the
 encoder output, so its variables exist before the first step (checkpoint
-names are the API, ARCHITECTURE.md).
+names are the API, docs/ARCHITECTURE.md).
 
 Head output convention: a head returns un-prefixed keys (`loss`, `logits`,
 `predictions`, `eid`, ...); `FinetuningModel` flattens them to
@@ -88,7 +88,7 @@ class TaskHead(NamedModule, metaclass=abc.ABCMeta):
       features: the batch's features (every task's features, int32/float32
         tensors with leading batch dimension B).
       training: bool. Enables dropout.
-      seed: optional int [2] stateless seed for dropout (ARCHITECTURE.md).
+      seed: optional int [2] stateless seed for dropout (docs/ARCHITECTURE.md).
 
     Returns:
       (losses, outputs): float32 [B] per-example losses (computed for every
@@ -166,7 +166,7 @@ class Task(metaclass=abc.ABCMeta):
 
     The split is explicit so that post-processing reads the examples that were
     actually predicted (fixes the original's SQuAD test-output bug,
-    finetune.md Quirks).
+    docs/finetuning.md#quirks-and-fixes).
     """
 
   def __repr__(self) -> str:

@@ -1,4 +1,4 @@
-"""Task name -> `Task` (spec: finetune.md §2), including custom tasks.
+"""Task name -> `Task` (see docs/finetuning.md#task-builder), including custom tasks.
 
 Built-in names: the GLUE tasks `cola mrpc mnli sst rte qnli qqp sts`, the QA
 tasks `squad squadv1 newsqa naturalqs triviaqa searchqa` and the tagging task

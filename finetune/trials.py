@@ -77,7 +77,7 @@ def write_results(config: configure_finetuning.FinetuningConfig, results: Result
   """Writes every trial's results so far: `results_pkl` (the list) and `results_txt`.
 
   One text line per (trial, task): `<task>: <metric>: <value:.2f> - ...` in the
-  scorer's order (cli.md §4); with more than one trial, then one
+  scorer's order (docs/cli.md#run_finetuningpy); with more than one trial, then one
   `summary_lines` line per task and metric (beyond the original). The pickle
   holds the per-trial list only, as the original's. Both files are replaced
   atomically.

@@ -1,7 +1,7 @@
 """TF1 name-based checkpoints: atomic save (keep N), latest, list, strict/partial restore.
 
-The on-disk format is the one the original's Estimator wrote (spec:
-checkpoints.md §1, §6; cli.md §3 "Resume behaviour", §4 "Model checkpoints"):
+The on-disk format is the one the original's Estimator wrote (see
+docs/checkpoints.md#files-in-a-model-directory and docs/cli.md#pre-training-resume):
 
   <model_dir>/model.ckpt-<step>.index                 TF V2 tensor bundle whose keys
   <model_dir>/model.ckpt-<step>.data-00000-of-00001   are exactly the TF1 variable names
@@ -594,8 +594,9 @@ def resolve_checkpoint(path: str) -> str:
 
   Args:
     path: str. A model directory with a `checkpoint` state file (as the
-      original's `init_checkpoint` default, checkpoints.md §4), a checkpoint
-      prefix (`.../model.ckpt-1000`, `.../electra_small`), or one of its files.
+      original's `init_checkpoint` default,
+      docs/checkpoints.md#partial-restore-with-init_checkpoint), a checkpoint prefix
+      (`.../model.ckpt-1000`, `.../electra_small`), or one of its files.
 
   Returns:
     The checkpoint prefix.
@@ -919,14 +920,14 @@ def restore_checkpoint(path: str, variables: Dict[str, tf.Variable], partial: bo
                        logger: logging.Logger = _LOGGER) -> RestoreReport:
   """Assigns checkpoint values to `variables` by TF1 name.
 
-  Strict mode (resume, cli.md §3): every model variable must be in the
+  Strict mode (resume, docs/cli.md#run_pretrainingpy): every model variable must be in the
   checkpoint with the same shape, except those matching `optional_patterns`
-  (by default Adam slots, which the released checkpoints lack, checkpoints.md
-  §5): those keep their current values (zeros for fresh slots) and one warning
-  line says so. Extra checkpoint entries are ignored, like the original.
+  (by default Adam slots, which the released checkpoints lack,
+  docs/checkpoints.md#released-google-checkpoints): those keep their current values (zeros for fresh
+  slots) and one warning line says so. Extra checkpoint entries are ignored, like the original.
 
-  Partial mode (`init_checkpoint`, checkpoints.md §4): every trainable model
-  variable whose name is in the checkpoint is loaded; non-trainable ones (slots,
+  Partial mode (`init_checkpoint`, docs/checkpoints.md#partial-restore-with-init_checkpoint): every
+  trainable model variable whose name is in the checkpoint is loaded; non-trainable ones (slots,
   global_step) and names absent from the checkpoint keep their initial values;
   a shape mismatch on a shared name is still an error, and so is a checkpoint
   sharing no name with the trainable variables. The summary of what was

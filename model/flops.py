@@ -1,6 +1,6 @@
 """Training FLOPs of ELECTRA and the models the paper compares against.
 
-The original `flops_computation.py`'s formula (spec: model.md §9): a per-token
+The original `flops_computation.py`'s formula (see docs/model.md#flops-estimate): a per-token
 count of every matmul and element-wise op of a transformer, with the original's
 constants and simplifications (the backward pass is counted as equal to the
 forward pass, so training = 2 × forward). `flops_computation.py` prints the

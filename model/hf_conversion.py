@@ -1,11 +1,11 @@
 """Hugging Face `transformers` ELECTRA interop without torch or transformers.
 
 Converts between the TF1 checkpoint names of this code base and the original
-(spec: checkpoints.md §2, §3) and the state-dict keys of the `transformers`
-ELECTRA models (spec: checkpoints.md §6), in both directions, and reads and
-writes `model.safetensors` with the `safetensors` package's numpy API (no
-torch needed). `transformers` 5 dropped its TF1 checkpoint loader
-(`load_tf_weights_in_electra`); this module replaces that path.
+(see docs/checkpoints.md#pre-training-variables, docs/checkpoints.md#fine-tuning-variables) and the
+state-dict keys of the `transformers` ELECTRA models (see
+docs/checkpoints.md#hugging-face-conversion), in both directions, and reads and writes
+`model.safetensors` with the `safetensors` package's numpy API (no torch needed). `transformers` 5
+dropped its TF1 checkpoint loader (`load_tf_weights_in_electra`); this module replaces that path.
 
 Supported models (`model_type`):
 
@@ -17,7 +17,8 @@ Supported models (`model_type`):
 | `encoder` | `ElectraModel` (keys without `electra.`) | `electra/*` |
 
 The generator encoder is `generator/*` in an ELECTRA pre-training checkpoint
-and `electra/*` in a BERT-style MLM or tied-generator one (checkpoints.md §2.1).
+and `electra/*` in a BERT-style MLM or tied-generator one
+(docs/checkpoints.md#pre-training-variants).
 
 Not mappable, by design of the two code bases: the fine-tuning
 classification / regression head is ONE dense layer over [CLS]
@@ -76,7 +77,7 @@ PYTORCH_FILE = "pytorch_model.bin"
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.txt"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
-LAYER_NORM_EPS = 1e-12  # modeling.LayerNorm's epsilon (model.md §1).
+LAYER_NORM_EPS = 1e-12  # modeling.LayerNorm's epsilon (docs/model.md#transformer-encoder).
 HF_ACTIVATIONS = ("gelu", "relu", "tanh", "linear")  # Same functions on both sides.
 # Buffers some transformers versions store in the state dict; not weights.
 _IGNORED_HF_KEYS = ("embeddings.position_ids", "embeddings.token_type_ids")
@@ -234,7 +235,7 @@ def _encoder_layout(dims: ModelDims, encoder_scope: str, embeddings_scope: str,
                     f"{e}/token_type_embeddings", (dims.type_vocab_size, emb)),
   ]
   out += _layer_norm(f"{p}embeddings.LayerNorm", f"{e}/LayerNorm", emb)
-  if emb != hidden:  # checkpoints.md §1 rule 7.
+  if emb != hidden:  # docs/checkpoints.md#naming-rules.
     out += _dense(f"{p}embeddings_project", f"{s}/embeddings_project", emb, hidden)
   for k in range(dims.num_hidden_layers):
     hf, tf = f"{p}encoder.layer.{k}.", f"{s}/encoder/layer_{k}/"
@@ -274,19 +275,21 @@ def tensor_layout(model_type: str, dims: ModelDims, encoder_scope: str = "electr
   prefix = "" if model_type == "encoder" else "electra."
   out = _encoder_layout(dims, encoder_scope, embeddings_scope, prefix)
   hidden = dims.hidden_size
-  if model_type == "discriminator":  # model.md §4.3.
+  if model_type == "discriminator":  # docs/model.md#discriminator-head-and-loss.
     out += _dense("discriminator_predictions.dense", "discriminator_predictions/dense",
                   hidden, hidden)
     out += _dense("discriminator_predictions.dense_prediction",
                   "discriminator_predictions/dense_1", hidden, 1)
-  elif model_type == "generator":  # model.md §4.1; the lm head weight is the tied table.
+  # docs/model.md#generator-head; the lm head weight is the tied table.
+  elif model_type == "generator":
     out += _dense("generator_predictions.dense", "generator_predictions/dense", hidden,
                   dims.embedding_size)
     out += _layer_norm("generator_predictions.LayerNorm", "generator_predictions/LayerNorm",
                        dims.embedding_size)
     out.append(TensorMapping("generator_lm_head.bias", "generator_predictions/output_bias",
                              (dims.vocab_size,)))
-  elif model_type == "token_classification":  # finetune.md §5.4, checkpoints.md §3.
+  elif model_type == "token_classification":
+    # docs/finetuning.md#tagging-head, docs/checkpoints.md#fine-tuning-variables.
     out += _dense("classifier", f"task_specific/{task_name}/dense", hidden, dims.num_labels)
   return out
 
@@ -770,8 +773,8 @@ def combine_generator(discriminator: ImportedModel, generator: ImportedModel
 
   `generator` must have been imported with `encoder_scope="generator"` and
   `embeddings_scope="generator/embeddings"`. The ELECTRA generator shares the
-  discriminator's embeddings (checkpoints.md §6); when its tables equal the
-  discriminator's they are dropped (tied), else, if its embeddings are as wide
+  discriminator's embeddings (docs/checkpoints.md#hugging-face-conversion); when its tables equal
+  the discriminator's they are dropped (tied), else, if its embeddings are as wide
   as its hidden size, they are kept as untied `generator/embeddings/*`.
 
   Returns:
@@ -1011,7 +1014,7 @@ def write_checkpoint(model_dir: str, arrays: Mapping[str, np.ndarray], step: int
   Every array becomes a trainable float32 variable; `global_step` (int64,
   = `step`) is added so that a strict restore (resuming pre-training) finds
   it. Adam slots are absent, like in the released checkpoints (their
-  restore creates fresh zero slots, checkpoints.md §5).
+  restore creates fresh zero slots, docs/checkpoints.md#released-google-checkpoints).
 
   Returns:
     The checkpoint prefix.

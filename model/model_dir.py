@@ -37,7 +37,7 @@ logger = logging.getLogger("electra")
 
 PRETRAIN_CONFIG_FILE = "pretrain_config.json"
 FINETUNE_CONFIG_FILE = "finetuning_config.json"
-# The hparams that size the encoder (hparams.md §3; `debug` applies the tiny model).
+# The hparams that size the encoder (docs/hparams.md#model-sizes; `debug` applies the tiny model).
 SIZE_HPARAMS = ("model_size", "model_hparam_overrides", "embedding_size", "vocab_size",
                 "debug")
 # Hparams that fix a pre-training model's variables' names and shapes.
@@ -53,7 +53,7 @@ INHERITED_HPARAMS = ("model_size", "embedding_size", "vocab_size", "do_lower_cas
 ENCODER_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                   "intermediate_size", "hidden_act", "max_position_embeddings",
                   "type_vocab_size")
-# Hidden size -> the model_size preset that gives it (hparams.md §3).
+# Hidden size -> the model_size preset that gives it (docs/hparams.md#model-sizes).
 _PRESET_OF_HIDDEN_SIZE = {256: "small", 768: "base", 1024: "large"}
 
 Sources = List[Tuple[str, Dict[str, Any]]]

@@ -15,7 +15,7 @@ Glossary (one name per concept, used across the code base):
                 1 attention output, 2 feed-forward output). Draws are the
                 same with and without XLA (model/stateless_random.py).
 
-Checkpoint names are the API (spec: checkpoints.md). Every variable is made by
+Checkpoint names are the API (see docs/checkpoints.md). Every variable is made by
 `NamedModule.create_variable`, which records it under an explicit full name
 (`<scope>/<name>`, e.g. `electra/encoder/layer_0/attention/self/query/kernel`).
 `named_variables()` returns that mapping for a module tree; checkpoint I/O, the
@@ -266,7 +266,7 @@ class LayerNorm(NamedModule):
 
 
 def get_activation(activation_string: Optional[str]) -> Callable[[tf.Tensor], tf.Tensor]:
-  """Maps a `hidden_act` string to a function (spec: model.md §1.6).
+  """Maps a `hidden_act` string to a function (see docs/model.md#gelu-layer-norm-and-dropout).
 
   Args:
     activation_string: "gelu" (exact erf form), "relu", "tanh", or
@@ -416,7 +416,7 @@ def dropout(x: tf.Tensor, rate: float, training: bool,
 
 
 class Embeddings(NamedModule):
-  """Word + token-type + position embeddings, layer norm, dropout (model.md §1.3).
+  """Word + token-type + position embeddings, layer norm, dropout (docs/model.md#embeddings).
 
   Variables `<scope>/word_embeddings` [V, E], `<scope>/token_type_embeddings`
   [type_vocab_size, E], `<scope>/position_embeddings`
@@ -477,7 +477,7 @@ class Embeddings(NamedModule):
 
 
 def attention_bias(input_mask: tf.Tensor, ltr: bool = False, rtl: bool = False) -> tf.Tensor:
-  """Additive attention bias (model.md §1.4), computed once per forward pass.
+  """Additive attention bias (docs/model.md#attention-mask), computed once per forward pass.
 
   mask[b, i, j] = input_mask[b, j] (queries from padding are not masked), times
   the lower triangle (key j ≤ query i) if `ltr` and the upper triangle (j ≥ i)
@@ -519,7 +519,8 @@ class BertOutput(NamedTuple):
 
 
 class TransformerLayer(NamedModule):
-  """One post-LN transformer layer, scope `<model scope>/encoder/layer_<k>` (model.md §1.5).
+  """One post-LN transformer layer, scope `<model scope>/encoder/layer_<k>`
+  (docs/model.md#transformer-layers).
 
   Args:
     bert_config: BertConfig; H, N, I, activation, dropouts, init range.
@@ -589,7 +590,8 @@ class TransformerLayer(NamedModule):
 
 
 class BertModel(NamedModule):
-  """The ELECTRA transformer encoder (BERT-style, post-LN, no pooler; model.md §1).
+  """The ELECTRA transformer encoder (BERT-style, post-LN, no pooler;
+  docs/model.md#transformer-encoder).
 
   Variables: the embeddings (shared `electra/embeddings/*` unless an untied
   `Embeddings` is passed), `<scope>/embeddings_project/{kernel [E, H], bias [H]}`

@@ -1,6 +1,6 @@
 """Learning-rate schedule, layer-wise LR decay, AdamWeightDecay and gradient clipping.
 
-TF2 re-implementation of the original `model/optimization.py` (spec: model.md §7):
+TF2 re-implementation of the original `model/optimization.py` (see docs/model.md#optimizer):
 
 * `learning_rate_schedule`: polynomial decay to 0 over `num_train_steps`,
   multiplied by a linear warm-up ramp `min(1, step / W)`; LR at step 0 is 0.
@@ -47,7 +47,7 @@ def learning_rate_schedule(step: Union[int, tf.Tensor], learning_rate: float,
                            num_train_steps: int, warmup_steps: int = 0,
                            warmup_proportion: float = 0.0,
                            lr_decay_power: float = 1.0) -> tf.Tensor:
-  """The original's learning rate at a global step (spec: model.md §7.1).
+  """The original's learning rate at a global step (see docs/model.md#learning-rate-schedule).
 
   `decayed(t) = learning_rate · (1 - min(t, T)/T)^lr_decay_power` with
   `T = num_train_steps`, then multiplied by the warm-up factor `min(1, t/W)`,
@@ -55,8 +55,9 @@ def learning_rate_schedule(step: Union[int, tf.Tensor], learning_rate: float,
   already-decayed curve, so `lr(0) = 0` and `lr(W) = decayed(W) < learning_rate`.
 
   Fix (README "differences"): with `W == 0` the original computes `min(1, 0/0)`,
-  a NaN at step 0 that can poison the first update (model.md Quirks); here the
-  warm-up factor is simply 1. The CLIs' defaults never have `W == 0`.
+  a NaN at step 0 that can poison the first update
+  (docs/model.md#quirks-and-differences-from-the-original); here the warm-up factor is simply 1. The
+  CLIs' defaults never have `W == 0`.
 
   Args:
     step: int or integer/float scalar tensor (e.g. the int64 `global_step`),
@@ -95,7 +96,8 @@ def learning_rate_schedule(step: Union[int, tf.Tensor], learning_rate: float,
 
 
 def _layer_depths(n_transformer_layers: int, fix_top_layer: bool) -> Dict[str, int]:
-  """The original's `key_to_depths` (model.md §7.2); `fix_top_layer` moves the head to n+1."""
+  """The original's `key_to_depths` (docs/model.md#layer-wise-learning-rate-decay); `fix_top_layer`
+  moves the head to n+1."""
   depths = {
       "/embeddings/": 0,
       "/embeddings_project/": 0,
@@ -109,7 +111,8 @@ def _layer_depths(n_transformer_layers: int, fix_top_layer: bool) -> Dict[str, i
 def layerwise_lr_multipliers(variable_names: Iterable[str], layerwise_lr_decay: float,
                              n_transformer_layers: Optional[int],
                              fix_top_layer: bool = False) -> Dict[str, float]:
-  """Per-variable learning-rate multipliers for fine-tuning (spec: model.md §7.2).
+  """Per-variable learning-rate multipliers for fine-tuning (see
+  docs/model.md#layer-wise-learning-rate-decay).
 
   A variable belongs to the key that is a substring of its name: `/embeddings/`
   and `/embeddings_project/` (depth 0), `encoder/layer_<k>/` (depth k+1; the
@@ -195,7 +198,8 @@ def _global_norm(dense: Sequence[Optional[tf.Tensor]]) -> tf.Tensor:
 
 def clip_by_global_norm(grads: Sequence[Gradient], clip_norm: float = 1.0
                         ) -> Tuple[List[Optional[tf.Tensor]], tf.Tensor]:
-  """Scales all gradients by one factor so their joint L2 norm is <= clip_norm (§7.4).
+  """Scales all gradients by one factor so their joint L2 norm is <= clip_norm
+  (docs/model.md#gradient-clipping).
 
   Same formula as `tf.clip_by_global_norm`: each gradient is multiplied by
   `clip_norm / max(global_norm, clip_norm)`, and a non-finite global norm makes
@@ -230,9 +234,9 @@ def clip_by_global_norm(grads: Sequence[Gradient], clip_norm: float = 1.0
 def all_reduce_gradients(grads: Sequence[Gradient]) -> List[Optional[tf.Tensor]]:
   """Sums per-replica gradients over the replicas (call inside `strategy.run`).
 
-  The original summed gradients across TPU cores (CrossShardOptimizer, §7.4);
-  scale the per-replica loss accordingly (e.g. divide a mean by the number of
-  replicas). Gradients are densified and cast to float32; None stays None.
+  The original summed gradients across TPU cores (CrossShardOptimizer,
+  docs/model.md#gradient-clipping); scale the per-replica loss accordingly (e.g. divide a mean by
+  the number of replicas). Gradients are densified and cast to float32; None stays None.
   Without a strategy (or with one replica) the values are unchanged.
 
   Args:
@@ -262,7 +266,7 @@ def all_reduce_gradients(grads: Sequence[Gradient]) -> List[Optional[tf.Tensor]]
 
 
 class AdamWeightDecay(tf.Module):
-  """The original's `AdamWeightDecayOptimizer` over named variables (spec: model.md §7.3).
+  """The original's `AdamWeightDecayOptimizer` over named variables (see docs/model.md#adamw).
 
   Per variable with a gradient `g` (None gradients are skipped):
 
@@ -430,7 +434,7 @@ class AdamWeightDecay(tf.Module):
 
   def _update_fn(self, i: int, constants: Tuple[tf.Tensor, ...]
                  ) -> Callable[..., tf.Operation]:
-    """The update of variable `i` as fn(var, m, v, grad, lr) (model.md §7.3).
+    """The update of variable `i` as fn(var, m, v, grad, lr) (docs/model.md#adamw).
 
     One fused `ResourceApplyAdam` kernel does the moments and the Adam step:
     with both bias-correction powers at 0 its step size is exactly `lr`, so it
@@ -553,7 +557,8 @@ def create_optimizer(variables: Dict[str, tf.Variable], learning_rate: float,
                      n_transformer_layers: Optional[int] = None,
                      fix_layerwise_lr_decay: bool = False,
                      clip_norm: Optional[float] = 1.0) -> ElectraOptimizer:
-  """The original's `create_optimizer` arguments, returning an `ElectraOptimizer` (§7).
+  """The original's `create_optimizer` arguments, returning an `ElectraOptimizer`
+  (docs/model.md#optimizer).
 
   β1 = 0.9, β2 = 0.999, ε = 1e-6 and the exclusions LayerNorm / layer_norm /
   bias are fixed, as in the original.
@@ -613,7 +618,7 @@ def create_pretraining_optimizer(config, variables: Dict[str, tf.Variable]) -> E
 
 def create_finetuning_optimizer(config, variables: Dict[str, tf.Variable], num_train_steps: int,
                                 n_transformer_layers: int) -> ElectraOptimizer:
-  """The fine-tuning optimizer from a `FinetuningConfig` (finetune.md §1).
+  """The fine-tuning optimizer from a `FinetuningConfig` (docs/finetuning.md#the-fine-tuning-model).
 
   Args:
     config: reads `learning_rate`, `weight_decay_rate`, `warmup_proportion`,

@@ -17,7 +17,7 @@ from typing import Any, Dict, Mapping
 
 from model.modeling import BertConfig
 
-# (hidden_size, num_hidden_layers) per model size (hparams.md §3 step 1).
+# (hidden_size, num_hidden_layers) per model size (docs/hparams.md#model-sizes).
 MODEL_SIZE_PRESETS: Dict[str, Dict[str, int]] = {
     "small": {"hidden_size": 256, "num_hidden_layers": 12},
     "base": {"hidden_size": 768, "num_hidden_layers": 12},
@@ -25,7 +25,7 @@ MODEL_SIZE_PRESETS: Dict[str, Dict[str, int]] = {
 }
 
 # The tiny model used when `debug` is true; applied after `get_bert_config`,
-# so it also beats `model_hparam_overrides` (hparams.md §1.2).
+# so it also beats `model_hparam_overrides` (docs/hparams.md#pre-training-debug-mode).
 DEBUG_MODEL_OVERRIDES: Dict[str, int] = {
     "num_hidden_layers": 3,
     "hidden_size": 144,
@@ -47,7 +47,7 @@ def _check_override_names(overrides: Mapping[str, Any], valid: Any) -> None:
 
 
 def get_bert_config(config: Any) -> BertConfig:
-  """Builds the transformer config for `config.model_size` (hparams.md §3).
+  """Builds the transformer config for `config.model_size` (docs/hparams.md#model-sizes).
 
   Args:
     config: a `PretrainingConfig` or `FinetuningConfig` (uses `model_size`,
@@ -70,7 +70,7 @@ def get_bert_config(config: Any) -> BertConfig:
   args["vocab_size"] = config.vocab_size
   args.update(overrides)
   # By default the heads and feed-forward size follow the (overridden) hidden
-  # size; the second update lets explicit values win (§3 steps 4-5).
+  # size; the second update lets explicit values win (docs/hparams.md#model-sizes).
   args["num_attention_heads"] = max(1, args["hidden_size"] // 64)
   args["intermediate_size"] = 4 * args["hidden_size"]
   args.update(overrides)
@@ -103,7 +103,7 @@ def get_model_bert_config(config: Any) -> BertConfig:
 
 
 def get_generator_config(config: Any, bert_config: BertConfig) -> BertConfig:
-  """The generator's transformer config (hparams.md §1.3).
+  """The generator's transformer config (docs/hparams.md#generator-size).
 
   Args:
     config: a `PretrainingConfig` (uses `generator_hidden_size` and

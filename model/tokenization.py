@@ -1,13 +1,13 @@
 """BERT WordPiece tokenization: `FullTokenizer` = `BasicTokenizer` + `WordpieceTokenizer`.
 
-Behaviour is exactly the original's (spec: data.md §2); only the speed differs:
+Behaviour is exactly the original's (see docs/data.md#tokenization); only the speed differs:
 per-character decisions are memoized in `str.translate` tables, plain
 alphanumeric words skip the punctuation scan, the longest-match search never
 tries a substring longer than the longest vocabulary entry, and
 `FullTokenizer` splits most lines on whitespace directly and looks each word
 up in a cache of its pieces (see `FullTokenizer`, which proves the split
 exact). None of these changes an output: the tests compare with a literal
-transcription of the spec, on random text and on whole real corpora, and
+transcription of the original's algorithm, on random text and on whole real corpora, and
 `FullTokenizer(..., fast=False)` keeps the step-by-step path of the original.
 
 Example:
@@ -28,7 +28,7 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 logger = logging.getLogger("electra")
 
 # Code-point ranges of the "CJK Unified Ideographs" blocks and their
-# extensions and compatibility blocks (spec: data.md §2.3 step 3). Hangul,
+# extensions and compatibility blocks (see docs/data.md#basic-tokenizer). Hangul,
 # Hiragana and Katakana are deliberately absent: they are written with spaces.
 CJK_RANGES: Tuple[Tuple[int, int], ...] = (
     (0x4E00, 0x9FFF),
@@ -43,7 +43,7 @@ CJK_RANGES: Tuple[Tuple[int, int], ...] = (
 
 # ASCII code points treated as punctuation although some are not in a Unicode
 # P* category (e.g. "$", "^", "`", "+", "<"): every printable non-alphanumeric
-# ASCII character (spec: data.md §2.3 step 5).
+# ASCII character (see docs/data.md#basic-tokenizer).
 _ASCII_PUNCTUATION_RANGES = ((33, 47), (58, 64), (91, 96), (123, 126))
 
 # Words a tokenizer cache remembers before it is emptied (bounds memory on
@@ -51,7 +51,7 @@ _ASCII_PUNCTUATION_RANGES = ((33, 47), (58, 64), (91, 96), (123, 126))
 _CACHE_SIZE = 1 << 18
 
 # The only characters that Python's `str.split()` treats as whitespace but the
-# clean step (data.md §2.3 step 2) deletes: the control characters VT, FF,
+# clean step (docs/data.md#basic-tokenizer) deletes: the control characters VT, FF,
 # U+001C-U+001F and NEL (category Cc; TAB, LF and CR count as whitespace).
 # Every other `str.isspace()` character cleans to one space or (U+2028,
 # U+2029) stays itself, still a separator. Checked over all code points in
@@ -100,7 +100,7 @@ def _read_vocab_bytes(vocab_file: str) -> bytes:
 
 
 def load_vocab(vocab_file: str) -> "collections.OrderedDict[str, int]":
-  """Loads a WordPiece vocabulary: token -> 0-based line index (spec: data.md §2.1).
+  """Loads a WordPiece vocabulary: token -> 0-based line index (see docs/data.md#vocabulary-file).
 
   Like the original's TF text-mode reader: every "\\r" byte is dropped, lines
   are split on "\\n" only and decoded as strict UTF-8, each line is stripped.
@@ -293,7 +293,7 @@ PLAIN_PUNCTUATION = "".join(
 # A "plain" word: printable non-space ASCII and `PLAIN_PUNCTUATION` only. The
 # basic tokenizer leaves such a word as it is (but for lower-casing ASCII
 # letters) and splits it into runs of ASCII letters and digits and single
-# punctuation chars (every other char of it is punctuation, data.md §2.3).
+# punctuation chars (every other char of it is punctuation, docs/data.md#basic-tokenizer).
 _PLAIN_WORD_RE = re.compile(f"[!-~{re.escape(PLAIN_PUNCTUATION)}]+")
 _PLAIN_PUNCTUATION_SPLIT_RE = re.compile(r"[0-9A-Za-z]+|[^0-9A-Za-z]")
 
@@ -327,9 +327,9 @@ class _CharPredicate(dict):
 class BasicTokenizer:
   """Cleaning, CJK splitting, lower-casing, accent stripping, punctuation splitting.
 
-  Spec: data.md §2.3. The steps are public methods (`clean_text`,
+  See docs/data.md#basic-tokenizer. The steps are public methods (`clean_text`,
   `tokenize_chinese_chars`, `run_strip_accents`, `run_split_on_punc`) because
-  the tagging task's per-word routine reuses them (data.md §4.4). Accents are
+  the tagging task's per-word routine reuses them (docs/data.md#tagging-word-pieces). Accents are
   stripped only when lower-casing (the original ties `strip_accents` to
   `do_lower_case`). Special tokens such as "[CLS]" in raw text are not
   protected: they become "[", "cls", "]".
@@ -409,7 +409,7 @@ class BasicTokenizer:
 
 
 class WordpieceTokenizer:
-  """Greedy longest-match-first WordPiece (spec: data.md §2.4).
+  """Greedy longest-match-first WordPiece (see docs/data.md#wordpiece).
 
   A word longer than `max_input_chars_per_word` characters, or one with a
   position where no vocabulary piece matches, becomes a single `unk_token`
@@ -489,7 +489,7 @@ def reference_tokenize(text, vocab: Mapping[str, int], do_lower_case: bool = Tru
                        max_input_chars_per_word: int = 200) -> List[str]:
   """The original's algorithm step by step: one character at a time, nothing memoized.
 
-  Spec: data.md §2.2-2.4. This is the slow reference that
+  See docs/data.md#fulltokenizer. This is the slow reference that
   `FullTokenizer(..., fast=False)` runs (at about the original's speed) and
   that the tests hold the fast paths to.
 
@@ -511,7 +511,7 @@ def reference_tokenize(text, vocab: Mapping[str, int], do_lower_case: bool = Tru
 
 
 def _reference_basic_tokens(text, do_lower_case: bool, strip_accents: bool) -> List[str]:
-  """data.md §2.3 steps 1-6, character by character."""
+  """docs/data.md#basic-tokenizer, character by character."""
   cleaned = []
   for char in convert_to_unicode(text):  # Step 2: clean.
     cp = ord(char)
@@ -544,7 +544,7 @@ def _reference_basic_tokens(text, do_lower_case: bool, strip_accents: bool) -> L
 
 def _reference_wordpiece(token: str, vocab: Mapping[str, int], unk_token: str,
                          max_input_chars_per_word: int) -> List[str]:
-  """data.md §2.4 for one token: every end position tried, longest first."""
+  """docs/data.md#wordpiece for one token: every end position tried, longest first."""
   if len(token) > max_input_chars_per_word:
     return [unk_token]
   pieces = []
@@ -578,7 +578,7 @@ class _Memo(dict):
 
 
 class FullTokenizer:
-  """End-to-end BERT tokenizer: basic tokenization then WordPiece (spec: data.md §2.2).
+  """End-to-end BERT tokenizer: basic tokenization then WordPiece (see docs/data.md#fulltokenizer).
 
   Fast path (the default; same output, tested on whole corpora): a text is
   split with Python's `str.split()` and each word's pieces are looked up in

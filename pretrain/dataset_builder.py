@@ -78,7 +78,8 @@ def job_logger(job_id: int) -> Callable[[str], None]:
 
 
 def progress_message(file_no: int, num_files: int, start_time: float, n_written: int) -> str:
-  """The original's progress line (cli.md §1); ETA = remaining / rate, truncated."""
+  """The original's progress line (docs/cli.md#build_pretraining_datasetpy); ETA = remaining /
+  rate, truncated."""
   elapsed = max(time.time() - start_time, 1e-9)  # The original divides by it.
   return (f"processed {file_no}/{num_files} files ({100.0 * file_no / num_files:.1f}%), "
           f"ELAPSED: {int(elapsed)}s, ETA: {int((num_files - file_no) / (file_no / elapsed))}s, "
@@ -464,7 +465,8 @@ def add_tokenizer_args(parser: argparse.ArgumentParser) -> None:
 
 
 def write_examples(job_id: int, args: argparse.Namespace, shard_dir: str) -> BuildStats:
-  """One worker: writes its share of the corpus files into its shards (cli.md §1)."""
+  """One worker: writes its share of the corpus files into its shards
+  (docs/cli.md#build_pretraining_datasetpy)."""
   log = job_logger(job_id)
   rng = job_rng(args.seed, job_id)
   log("Creating example writer")

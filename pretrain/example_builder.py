@@ -27,7 +27,8 @@ NUM_OUT_FILES = 1000
 SHARD_NAME = "pretrain_data.tfrecord-{}-of-{}"
 # The builder emits [CLS]/[SEP] itself and WordPiece emits [UNK].
 REQUIRED_TOKENS = ("[UNK]", "[CLS]", "[SEP]")
-# random.randint(5, max_seq_length) draws the occasional short target (data.md §1.3).
+# random.randint(5, max_seq_length) draws the occasional short target
+# (docs/data.md#packing-lines-into-examples).
 MIN_SEQ_LENGTH = 5
 
 # The `random` module or a `random.Random`: both offer random(), randint(), shuffle().
@@ -72,7 +73,7 @@ class BuildStats:
 class ExampleBuilder:
   """Packs the token ids of consecutive lines into pre-training examples.
 
-  Spec: data.md §1.2-1.4. Random numbers come from `rng` in exactly the
+  See docs/data.md#packing-lines-into-examples. Random numbers come from `rng` in exactly the
   original's order (one draw for the single-segment choice, coin flips only
   where the third placement test is reached, one draw for the next target
   length and a `randint` in 5% of cases).
@@ -152,7 +153,7 @@ class ExampleBuilder:
     return None
 
   def _create_example(self) -> ExampleFeatures:
-    """Splits the pending sentences into two segments (data.md §1.3)."""
+    """Splits the pending sentences into two segments (docs/data.md#packing-lines-into-examples)."""
     rng = self._rng
     if rng.random() < 0.1:  # Sometimes a single segment, as in classification tasks.
       first_target = 100000
@@ -162,7 +163,8 @@ class ExampleBuilder:
     second_segment: List[int] = []
     for sentence in self._current_sentences:
       # Short-circuit order matters: the coin is drawn only when reached. A
-      # later short sentence can still join the first segment (data.md §1.3).
+      # later short sentence can still join the first segment
+      # (docs/data.md#packing-lines-into-examples).
       if (not first_segment or
           len(first_segment) + len(sentence) < first_target or
           (not second_segment and len(first_segment) < first_target and
@@ -188,7 +190,7 @@ class ExampleBuilder:
 
   def _make_features(self, first_segment: List[int],
                      second_segment: List[int]) -> ExampleFeatures:
-    """`[CLS] first [SEP] (second [SEP])`, 0-padded to max_length (data.md §1.4)."""
+    """`[CLS] first [SEP] (second [SEP])`, 0-padded to max_length (docs/data.md#example-layout)."""
     input_ids = [self._cls_id] + first_segment + [self._sep_id]
     segment_ids = [0] * len(input_ids)
     if second_segment:
@@ -234,7 +236,7 @@ def read_lines(path: str) -> Iterator[str]:
   """Yields the lines of a text file the way the original's TF text reader does.
 
   Lines are split on "\\n" only, every "\\r" byte is dropped, and each line
-  is decoded as strict UTF-8 (spec: data.md §1.1).
+  is decoded as strict UTF-8 (see docs/data.md#corpus-format).
 
   Args:
     path: the file (local, or any TF filesystem URL).
@@ -285,7 +287,8 @@ class ExampleWriter:
 
   The worker owns shard `i` (of `num_out_files`) when
   `i % num_jobs == job_id`; example number c goes to its c-th shard modulo
-  the number it owns (spec: cli.md §1, data.md §1.5).
+  the number it owns (see docs/cli.md#build_pretraining_datasetpy,
+  docs/data.md#shards-and-tfrecord-features).
 
   Args:
     job_id: int. This worker's id in [0, num_jobs).

@@ -3,8 +3,8 @@
 Letters: B batch, S sequence length, P predictions per sequence
 (`max_predictions_per_seq`).
 
-The model holds a batch as an `Inputs` named tuple (spec: data.md §3). The
-three `masked_lm_*` fields are None until `pretrain_helpers.mask` fills them.
+The model holds a batch as an `Inputs` named tuple (see docs/data.md#pre-training-input-pipeline).
+The three `masked_lm_*` fields are None until `pretrain_helpers.mask` fills them.
 """
 from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
@@ -61,7 +61,7 @@ def features_to_inputs(features: Dict[str, tf.Tensor]) -> Inputs:
     raise ValueError(
         f"Pre-training features lack {missing}; got keys {sorted(features)}. "
         "The pre-training tfrecords must contain input_ids, input_mask and "
-        "segment_ids (spec: data.md §1.5); rebuild them with "
+        "segment_ids (see docs/data.md#shards-and-tfrecord-features); rebuild them with "
         "build_pretraining_dataset.py.")
   return Inputs(**{field: features.get(field) for field in Inputs._fields})
 
@@ -92,7 +92,7 @@ def get_updated_inputs(inputs: Inputs, **kwargs: tf.Tensor) -> Inputs:
 
 
 # ---------------------------------------------------------------------------
-# tf.data input pipeline (spec: data.md §3)
+# tf.data input pipeline (see docs/data.md#pre-training-input-pipeline)
 
 _INTERLEAVE_CYCLE = 4
 _RECORD_SHUFFLE_BUFFER = 100

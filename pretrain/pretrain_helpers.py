@@ -1,6 +1,6 @@
 """Batched gather/scatter, dynamic masking, un-masking and softmax sampling.
 
-Pure functions for pre-training (spec: model.md §3). Letters: B batch,
+Pure functions for pre-training (see docs/model.md#masking-and-sampling). Letters: B batch,
 S sequence length, P predictions per sequence (`max_predictions_per_seq`),
 D feature depth, V vocabulary size.
 
@@ -24,7 +24,7 @@ _SEED_POSITIONS = 0
 _SEED_REPLACE_WITH_MASK = 1
 
 # Share of selected positions replaced by [MASK]; the rest keep the original
-# token (spec: model.md §3.2 step 7; not BERT's 80/10/10).
+# token (see docs/model.md#dynamic-masking; not BERT's 80/10/10).
 _MASK_REPLACE_PROB = 0.85
 
 FloatLike = Union[float, tf.Tensor]
@@ -38,7 +38,7 @@ class SpecialTokenIds(NamedTuple):
     sep_id: id of "[SEP]".
     mask_id: id of "[MASK]".
     pad_id: id written into padded positions. The data builder pads with a
-      literal 0 (spec: data.md §1.4), so this is not looked up in the vocab.
+      literal 0 (see docs/data.md#example-layout), so this is not looked up in the vocab.
   """
   cls_id: int
   sep_id: int
@@ -111,7 +111,7 @@ def gather_positions(sequence: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
 
 def scatter_update(sequence: tf.Tensor, updates: tf.Tensor,
                    positions: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-  """Writes `updates` into `sequence` at `positions` (spec: model.md §3.1).
+  """Writes `updates` into `sequence` at `positions` (see docs/model.md#gather-and-scatter).
 
   Updates aimed at position 0 are ignored (it holds [CLS], and unused
   prediction slots point there). Several updates hitting the same position are
@@ -151,7 +151,7 @@ def scatter_update(sequence: tf.Tensor, updates: tf.Tensor,
   counts = tf.tensor_scatter_nd_add(
       tf.zeros([batch_size, seq_length], tf.int32), indices,
       tf.ones_like(positions, tf.int32))  # [B, S]
-  # Position 0 never receives an update (spec: model.md §3.1).
+  # Position 0 never receives an update (see docs/model.md#gather-and-scatter).
   not_first = tf.cast(tf.range(seq_length) > 0, tf.int32)[None, :]  # [1, S]
   counts *= not_first
 
@@ -167,7 +167,7 @@ def scatter_update(sequence: tf.Tensor, updates: tf.Tensor,
   selector = tf.cast(updated_mask, tf.bool)
   if rank == 3:
     selector = selector[:, :, None]
-  # A select equals the spec's (1 - m)·seq + m·avg for finite values and does
+  # A select equals the original's (1 - m)·seq + m·avg for finite values and does
   # not turn an inf/nan in an untouched slot into nan.
   new_sequence = tf.where(selector, averaged, sequence)
   return new_sequence, updated_mask
@@ -175,7 +175,7 @@ def scatter_update(sequence: tf.Tensor, updates: tf.Tensor,
 
 def get_candidates_mask(inputs: Inputs, special_ids: SpecialTokenIds,
                         disallow_from_mask: Optional[tf.Tensor] = None) -> tf.Tensor:
-  """Marks the positions that may be selected for masking (spec: model.md §3.2).
+  """Marks the positions that may be selected for masking (see docs/model.md#dynamic-masking).
 
   Args:
     inputs: `Inputs` with input_ids and input_mask [B, S].
@@ -199,8 +199,8 @@ def get_candidates_mask(inputs: Inputs, special_ids: SpecialTokenIds,
 def _num_to_predict(input_mask: tf.Tensor, mask_prob: FloatLike,
                     max_predictions_per_seq: int) -> tf.Tensor:
   """int32 [B]: max(1, min(N, round_half_even(float32(tokens) · mask_prob)))."""
-  # float32 product and half-to-even rounding are observable (spec: model.md
-  # §3.2 step 3): 30 tokens -> 4, 10 -> 2, 190 -> 29 at mask_prob 0.15.
+  # float32 product and half-to-even rounding are observable (see
+  # docs/model.md#dynamic-masking): 30 tokens -> 4, 10 -> 2, 190 -> 29 at mask_prob 0.15.
   num_tokens = tf.cast(tf.reduce_sum(tf.cast(input_mask, tf.int32), axis=-1),
                        tf.float32)
   product = num_tokens * tf.cast(mask_prob, tf.float32)
@@ -215,7 +215,7 @@ def mask(inputs: Inputs, mask_prob: FloatLike, max_predictions_per_seq: int,
          already_masked: Optional[tf.Tensor] = None) -> Inputs:
   """Dynamic masking: picks positions to predict and hides most of them.
 
-  Follows the original exactly (spec: model.md §3.2): per sequence,
+  Follows the original exactly (see docs/model.md#dynamic-masking): per sequence,
   k = max(1, min(P, round_half_even(float32(num_tokens) · mask_prob))) slots
   are used, where num_tokens counts [CLS]/[SEP]; P positions are drawn
   independently *with replacement* from the candidate distribution (so
@@ -294,7 +294,7 @@ def mask(inputs: Inputs, mask_prob: FloatLike, max_predictions_per_seq: int,
 
 
 def unmask(inputs: Inputs) -> Inputs:
-  """Restores the original ids at the masked positions (spec: model.md §3.3).
+  """Restores the original ids at the masked positions (see docs/model.md#sampling-replacements).
 
   Args:
     inputs: masked `Inputs` (masked_lm_positions and masked_lm_ids set).
@@ -321,7 +321,7 @@ def sample_from_softmax(logits: tf.Tensor, seed: tf.Tensor,
                         exp_weights: Optional[tf.Tensor] = None) -> tf.Tensor:
   """Samples one id per slot from softmax(logits / temperature).
 
-  Spec: model.md §3.3. The disallow penalty is subtracted after the
+  See docs/model.md#sampling-replacements. The disallow penalty is subtracted after the
   temperature division (it is not divided by T), as in the original. The
   result is an integer, so no gradient flows back into `logits`.
 

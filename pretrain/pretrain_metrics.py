@@ -1,4 +1,5 @@
-"""Pre-training eval metrics, streamed over batches on the host (spec: model.md §6).
+"""Pre-training eval metrics, streamed over batches on the host (see
+docs/metrics.md#pre-training-evaluation).
 
 The original computed these with TF1 streaming metrics (`tf.metrics.*`); here
 each batch's small tensors (`metric_tensors`) come back to the host and
@@ -49,7 +50,7 @@ def auc_from_counts(tp: np.ndarray, fn: np.ndarray, tn: np.ndarray, fp: np.ndarr
 
 
 class PretrainingMetrics:
-  """Streams the metrics of model.md §6 over eval batches.
+  """Streams the metrics of docs/metrics.md#pre-training-evaluation over eval batches.
 
   `masked_lm_accuracy` and `masked_lm_loss` always; with an ELECTRA/Electric
   objective also `sampled_masked_lm_accuracy`, and if `disc_weight > 0` the
@@ -117,7 +118,8 @@ class PretrainingMetrics:
     self._add("disc_accuracy", correct, mask)
     self._add("disc_precision", correct, preds * mask)
     self._add("disc_recall", correct, labels * mask)
-    # Padding enters the AUC as label 0 with score 0 (model.md §6, Quirks).
+    # Padding enters the AUC as label 0 with score 0 (docs/metrics.md#pre-training-evaluation,
+    # Quirks).
     auc_labels = (labels * mask).reshape(-1).astype(bool)
     auc_scores = (t["disc_probs"] * mask).reshape(-1).astype(np.float32)
     above = auc_scores[None, :] > self._thresholds[:, None]  # [thresholds, B·S]

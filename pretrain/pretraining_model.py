@@ -1,10 +1,10 @@
 """The ELECTRA / Electric pre-training model: generator, discriminator, heads, losses.
 
-Spec: model.md §2-§5, checkpoints.md §2. Letters: B batch, S sequence length,
-P predictions per sequence (`max_predictions_per_seq`), H discriminator hidden
+See docs/model.md#pre-training-model, docs/checkpoints.md#pre-training-variables. Letters: B batch,
+S sequence length, P predictions per sequence (`max_predictions_per_seq`), H discriminator hidden
 size, G generator hidden size, E embedding width, V vocabulary size.
 
-Network selection (model.md §2.2):
+Network selection (docs/model.md#network-selection):
 
 | case | generator | generator loss |
 | --- | --- | --- |
@@ -45,7 +45,7 @@ _COMPUTE_DTYPES = {"off": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 
 
 class SoftmaxOutput(NamedTuple):
-  """A softmax classifier's outputs (model.md §4.2); all float32 except preds.
+  """A softmax classifier's outputs (docs/model.md#softmax-loss); all float32 except preds.
 
   Attributes:
     logits: [..., V].
@@ -109,7 +109,7 @@ def sparse_softmax_cross_entropy(logits: tf.Tensor, labels: tf.Tensor,
 
 def get_softmax_output(logits: tf.Tensor, targets: tf.Tensor,
                        weights: tf.Tensor) -> SoftmaxOutput:
-  """Weighted softmax cross-entropy, one mean over all weighted slots (model.md §4.2).
+  """Weighted softmax cross-entropy, one mean over all weighted slots (docs/model.md#softmax-loss).
 
   Args:
     logits: float [..., V].
@@ -129,7 +129,8 @@ def get_softmax_output(logits: tf.Tensor, targets: tf.Tensor,
 
 
 class TokenPredictionsHead(NamedModule):
-  """MLM / cloze head (model.md §4.1): logits = LN(act(r W + b)) · tableᵀ + output_bias.
+  """MLM / cloze head (docs/model.md#generator-head): logits = LN(act(r W + b)) · tableᵀ +
+  output_bias.
 
   Variables `<scope>/dense/{kernel [in, E_tab], bias}` (trunc-normal),
   `<scope>/LayerNorm/{beta,gamma}` [E_tab], `<scope>/output_bias` [V].
@@ -168,7 +169,8 @@ class TokenPredictionsHead(NamedModule):
 
 
 class DiscriminatorHead(NamedModule):
-  """Replaced-token detection head, scope `discriminator_predictions` (model.md §4.3).
+  """Replaced-token detection head, scope `discriminator_predictions`
+  (docs/model.md#discriminator-head-and-loss).
 
   `dense` [H, H] trunc-normal with the config activation, then `dense_1`
   [H, 1] glorot-uniform (the original's unnamed second layer).
@@ -188,7 +190,7 @@ class DiscriminatorHead(NamedModule):
 
 
 class TwoTowerClozeTransformer(NamedModule):
-  """Electric's generator: an ltr and an rtl tower on the unmasked input (model.md §5).
+  """Electric's generator: an ltr and an rtl tower on the unmasked input (docs/model.md#electric).
 
   The representation of position t is concat(ltr[t-1], rtl[t+1]) [B, S, 2G],
   built with a cyclic roll as the original: position 0 gets ltr[S-1] and
@@ -222,7 +224,7 @@ class TwoTowerClozeTransformer(NamedModule):
                    stateless_random.sub_seed(seed, _SEED_GENERATOR)).sequence_output
     rtl = self.rtl(inputs.input_ids, inputs.input_mask, inputs.segment_ids, training,
                    stateless_random.sub_seed(seed, _SEED_GENERATOR_RTL)).sequence_output
-    # out[t] = concat(ltr[t - 1], rtl[t + 1]), cyclically (model.md §5).
+    # out[t] = concat(ltr[t - 1], rtl[t + 1]), cyclically (docs/model.md#electric).
     return tf.concat([tf.roll(ltr, shift=1, axis=1), tf.roll(rtl, shift=-1, axis=1)],
                      axis=-1)  # [B, S, 2G]
 
@@ -272,11 +274,13 @@ class PretrainingOutput(NamedTuple):
 
 
 def _check_config(config: Any) -> None:
-  """Rejects flag combinations the original crashes on (model.md §2.2, §5)."""
+  """Rejects flag combinations the original crashes on (docs/model.md#network-selection,
+  docs/model.md#electric)."""
   has_objective = config.electra_objective or config.electric_objective
   if config.electric_objective and not config.two_tower_generator:
-    raise ValueError("electric_objective needs two_tower_generator (hparams.md §1.1); "
-                     "drop the explicit \"two_tower_generator\": false override.")
+    raise ValueError("electric_objective needs two_tower_generator "
+                     "(docs/hparams.md#pre-training-presets); drop the explicit "
+                     "\"two_tower_generator\": false override.")
   if config.two_tower_generator and not (
       has_objective and config.untied_generator and not config.uniform_generator):
     raise ValueError("two_tower_generator needs electra_objective or electric_objective, "
@@ -355,7 +359,7 @@ class PretrainingModel(NamedModule):
                                if self.has_discriminator else None)
 
   def _build_generator(self, dtype: tf.DType):
-    """The generator network of model.md §2.2 (None for the uniform generator)."""
+    """The generator network of docs/model.md#network-selection (None for the uniform generator)."""
     config = self.config
     if config.uniform_generator:
       return None
@@ -435,7 +439,7 @@ class PretrainingModel(NamedModule):
 
   def _cloze_output(self, unmasked: Inputs, training: bool,
                     seed: Optional[tf.Tensor]) -> SoftmaxOutput:
-    """Cloze logits [B, S, V] over all positions and the cloze loss (model.md §5)."""
+    """Cloze logits [B, S, V] over all positions and the cloze loss (docs/model.md#electric)."""
     reprs = self.generator(unmasked, training, seed)  # [B, S, 2G]
     weights = tf.cast(pretrain_helpers.get_candidates_mask(unmasked, self.special_ids),
                       tf.float32)  # [B, S]
@@ -444,7 +448,8 @@ class PretrainingModel(NamedModule):
   def _discriminator_output(self, masked: Inputs, mlm: SoftmaxOutput,
                             cloze: Optional[SoftmaxOutput], training: bool,
                             seed: tf.Tensor) -> Dict[str, tf.Tensor]:
-    """Samples fake tokens (model.md §3.3) and runs the discriminator (§4.3, §5)."""
+    """Samples fake tokens (docs/model.md#sampling-replacements) and runs the
+    discriminator (docs/model.md#discriminator-head-and-loss, docs/model.md#electric)."""
     config = self.config
     original = pretrain_helpers.unmask(masked)
     sampled_ids = pretrain_helpers.sample_from_softmax(
@@ -455,7 +460,8 @@ class PretrainingModel(NamedModule):
         original.input_ids, tf.cast(sampled_ids, original.input_ids.dtype),
         original.masked_lm_positions)  # [B, S]
     if config.electric_objective:
-      labels = updated_mask  # Every selected position is noise (model.md §3.3 step 5).
+      labels = updated_mask  # Every selected position is noise
+      # (docs/model.md#sampling-replacements).
     else:
       # A sample equal to the original token is labelled real.
       labels = updated_mask * tf.cast(tf.not_equal(fake_ids, original.input_ids), tf.int32)

@@ -225,7 +225,7 @@ def checkpoint_global_step(prefix: str) -> int:
 
 def evaluate(config: configure_pretraining.PretrainingConfig,
              checkpoint: Optional[str] = None, write: bool = True) -> Dict[str, float]:
-  """Evaluates a checkpoint on `num_eval_steps` batches (model.md §6).
+  """Evaluates a checkpoint on `num_eval_steps` batches (docs/metrics.md#pre-training-evaluation).
 
   Masking and sampling draw from the seed `[seed or 0, 1]` folded with the eval
   step, so an evaluation is reproducible.
@@ -236,7 +236,8 @@ def evaluate(config: configure_pretraining.PretrainingConfig,
     write: write `results/unsup_results.*` and the `eval/` TensorBoard scalars.
 
   Returns:
-    The metrics of model.md §6 plus `loss` (mean total loss) and `global_step`.
+    The metrics of docs/metrics.md#pre-training-evaluation plus `loss` (mean total loss) and
+    `global_step`.
 
   Raises:
     FileNotFoundError: `model_dir` has no checkpoint.
@@ -291,7 +292,8 @@ def evaluate(config: configure_pretraining.PretrainingConfig,
 
 def write_results(config: configure_pretraining.PretrainingConfig,
                   results: Dict[str, float]) -> None:
-  """Writes what the original README promised (cli.md Quirks): results/unsup_results.*.
+  """Writes what the original README promised (docs/cli.md#differences-from-the-original):
+  results/unsup_results.*.
 
   Also writes the metrics as TensorBoard scalars to `<model_dir>/eval`, where
   the Estimator put its eval events.

@@ -23,7 +23,7 @@ exp(-E(x)_t) for data and q for noise predicts
                 = σ(E(x)_t + log q(x_t|x_\\t) + log(k / (1-k))).
 
 The original computes σ(s_t + log q_t + log(k/(1-k))) with s_t the
-`discriminator_predictions` output (model.md §5), so s_t IS the energy E(x)_t
+`discriminator_predictions` output (docs/model.md#electric), so s_t IS the energy E(x)_t
 (higher: more likely noise) and log p̃_θ(x_t | x_\\t) = -s_t is the token's
 unnormalised log-likelihood. NCE's optimum is self-normalised (Z ≈ 1, the
 classifier is Bayes-optimal only if exp(-E) = p_data), so the paper scores a
@@ -323,8 +323,9 @@ class ElectricScorer(Scorer):
 class ClozeScorer(Scorer):
   """Electric's two-tower cloze generator in one pass: token score log q(x_t | x_\\t).
 
-  Position t's representation [ltr[t-1], rtl[t+1]] never sees x_t (model.md
-  §5), so one pass over the clean text gives every conditional.
+  Position t's representation [ltr[t-1], rtl[t+1]] never sees x_t
+  (docs/model.md#two-tower-cloze-generator), so one pass over the clean text gives every
+  conditional.
   """
 
   method = "cloze"

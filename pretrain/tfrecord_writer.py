@@ -29,7 +29,8 @@ def lazy_tensorflow():
 
 
 class ExampleFeatures(NamedTuple):
-  """The three features of one pre-training example (data.md §1.4), each max_length ints."""
+  """The three features of one pre-training example (docs/data.md#example-layout), each max_length
+  ints."""
   input_ids: List[int]
   input_mask: List[int]
   segment_ids: List[int]

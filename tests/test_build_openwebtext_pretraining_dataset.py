@@ -1,4 +1,5 @@
-"""Tests of build_openwebtext_pretraining_dataset.py (spec: cli.md §2) on tiny .tar.xz archives.
+"""Tests of build_openwebtext_pretraining_dataset.py (see
+docs/cli.md#build_openwebtext_pretraining_datasetpy) on tiny .tar.xz archives.
 
 The archives hold real text (the Wikipedia-lead slice of tests/data/corpus,
 one or two articles per .txt file, as OpenWebText holds one web page per file).
@@ -60,8 +61,8 @@ def data_dir(tmp_path, vocab_file):
 def test_seeded_build_matches_reference(data_dir, vocab_file, capsys):
   data, members = data_dir
   assert owt.main(["--data-dir", data, "--max-seq-length", "45", "--seed", "9"]) == 0
-  # Reference (cli.md §2): archives sorted, shuffled; per archive the files are
-  # sorted and shuffled with the same generator the builder draws from.
+  # Reference (docs/cli.md#build_openwebtext_pretraining_datasetpy): archives sorted, shuffled; per
+  # archive the files are sorted and shuffled with the same generator the builder draws from.
   rng = random.Random(9)
   archives = sorted(members)
   rng.shuffle(archives)
@@ -91,7 +92,8 @@ def test_seeded_build_matches_reference(data_dir, vocab_file, capsys):
   # Progress only every 10 archives.
   assert [PROGRESS.fullmatch(line).groups()[1:4] for line in lines[2:-2]] == [
       ("10", "11", "90.9")]
-  # The scratch dir keeps the last archive's files (never cleaned, cli.md Quirks).
+  # The scratch dir keeps the last archive's files (never cleaned,
+  # docs/cli.md#differences-from-the-original).
   scratch = os.path.join(data, "tmp", "job_0")
   assert sorted(os.listdir(scratch)) == sorted(map(os.path.basename, members[archives[-1]]))
   assert sorted(os.listdir(data)) == ["openwebtext", "pretrain_tfrecords", "tmp", "vocab.txt"]

@@ -1,7 +1,9 @@
-"""Tests of build_pretraining_dataset.py on real corpus slices (spec: data.md §1, cli.md §1).
+"""Tests of build_pretraining_dataset.py on real corpus slices (see
+docs/data.md#pre-training-corpus, docs/cli.md#build_pretraining_datasetpy).
 
 The seeded output is compared with `reference_examples`, an independent,
-compact transcription of data.md §1.1-1.4 and cli.md §1 (draw order included).
+compact transcription of docs/data.md#corpus-format and docs/cli.md#build_pretraining_datasetpy
+(draw order included).
 """
 import glob
 import os
@@ -57,7 +59,7 @@ def read_shards(output_dir, max_seq_length):
 
 
 def check_layout(record, max_seq_length):
-  """data.md §1.4: [CLS] A [SEP] (B [SEP]), segment ids, mask, zero padding."""
+  """docs/data.md#example-layout: [CLS] A [SEP] (B [SEP]), segment ids, mask, zero padding."""
   ids, mask, segments = record
   n = sum(mask)
   assert mask == [1] * n + [0] * (max_seq_length - n)
@@ -89,7 +91,7 @@ def distribute(examples, num_processes=1, job_id=0):
 
 
 class ReferenceBuilder:
-  """One worker's examples, drawing from `rng` as data.md §1.1-1.4 describe."""
+  """One worker's examples, drawing from `rng` as docs/data.md#corpus-format describe."""
 
   def __init__(self, tokenizer, max_len, rng, blanks=True):
     self.tokenizer, self.max_len, self.rng, self.blanks = tokenizer, max_len, rng, blanks
@@ -204,7 +206,8 @@ def test_flags_and_defaults(capsys):
                          "--num-processes", "3", "--seed", "7"])
   assert (args.max_seq_length, args.num_processes, args.do_lower_case, args.strip_accents,
           args.seed) == (64, 3, False, False, 7)
-  # Quirk kept (cli.md Quirks): type=bool, so "False" means True, with a warning.
+  # Quirk kept (docs/cli.md#differences-from-the-original): type=bool, so "False" means True, with a
+  # warning.
   args = bpd.parse_args(["--corpus-dir", "c", "--vocab-file", "v", "--output-dir", "o",
                          "--blanks-separate-docs", "False"])
   assert args.blanks_separate_docs is True
@@ -339,7 +342,8 @@ def test_two_processes_seed_each_worker(corpus_dir, vocab_file, tokenizer, tmp_p
 
 
 def test_example_builder_draw_order_and_segments(tokenizer):
-  """data.md §1.3 with a scripted random source (exact calls and results)."""
+  """docs/data.md#packing-lines-into-examples with a scripted random source (exact calls and
+  results)."""
 
   class ScriptedRng:
     def __init__(self, values):

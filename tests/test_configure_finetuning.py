@@ -1,4 +1,5 @@
-"""FinetuningConfig against the defaults, presets and merge order of hparams.md §2."""
+"""FinetuningConfig against the defaults, presets and merge order of
+docs/hparams.md#fine-tuning-hparams."""
 import json
 import os
 
@@ -8,7 +9,7 @@ import tensorflow as tf
 from configure_finetuning import FinetuningConfig
 from training import config_base
 
-# hparams.md §2 table, transcribed by hand (for the default task "chunk",
+# docs/hparams.md#fine-tuning-hparams, transcribed by hand (for the default task "chunk",
 # whose preset sets max_seq_length 256; paths checked separately).
 SPEC_DEFAULTS = {
     "debug": False, "log_examples": False, "num_trials": 1, "do_train": True,
@@ -26,7 +27,7 @@ SPEC_DEFAULTS = {
     "joint_prediction": True, "beam_size": 20, "qa_na_threshold": -2.75,
     "use_tpu": False, "num_tpu_cores": 1, "tpu_job_name": None, "tpu_name": None,
     "tpu_zone": None, "gcp_project": None,
-    # New hparams (ARCHITECTURE.md "New hparams").
+    # New hparams (docs/hparams.md#shared-hparams).
     "seed": None, "use_xla": False, "mixed_precision": "off",
     "grad_accumulation_steps": 1, "distribution_strategy": "auto",
     "worker_startup_timeout_s": 600, "collective_timeout_s": 300, "task_configs": [],

@@ -1,4 +1,5 @@
-"""PretrainingConfig against the defaults, presets and merge order of hparams.md §0-§1."""
+"""PretrainingConfig against the defaults, presets and merge order of
+docs/hparams.md#merge-order."""
 import json
 import logging
 
@@ -7,7 +8,7 @@ import pytest
 from configure_pretraining import PretrainingConfig
 from training import config_base
 
-# hparams.md §1 table, transcribed by hand (paths checked separately).
+# docs/hparams.md#pre-training-hparams, transcribed by hand (paths checked separately).
 SPEC_DEFAULTS = {
     "debug": False, "do_train": True, "do_eval": False, "electra_objective": True,
     "electric_objective": False, "gen_weight": 1.0, "disc_weight": 50.0, "mask_prob": 0.15,
@@ -21,7 +22,7 @@ SPEC_DEFAULTS = {
     "temperature": 1.0, "max_seq_length": 128, "train_batch_size": 128,
     "eval_batch_size": 128, "use_tpu": False, "num_tpu_cores": 1, "tpu_job_name": None,
     "tpu_name": None, "tpu_zone": None, "gcp_project": None,
-    # New hparams (ARCHITECTURE.md "New hparams").
+    # New hparams (docs/hparams.md#shared-hparams).
     "seed": None, "use_xla": False, "mixed_precision": "off",
     "grad_accumulation_steps": 1, "distribution_strategy": "auto", "worker_startup_timeout_s": 600,
     "collective_timeout_s": 300,
@@ -39,7 +40,7 @@ def test_every_default_matches_the_spec_table():
   for name, value in SPEC_DEFAULTS.items():
     assert getattr(config, name) == value, name
     assert type(getattr(config, name)) is type(value), name
-  # No attribute beyond the spec's (a typo'd or extra hparam would show here).
+  # No attribute beyond the original's hparams (a typo'd or extra one would show here).
   assert set(config.to_dict()) == set(SPEC_DEFAULTS) | PATH_NAMES | DERIVED_NAMES
 
 
@@ -83,7 +84,7 @@ def test_small_preset_sets_embedding_size_unless_given():
   assert make(embedding_size=None).embedding_size is None  # explicit null wins too.
   assert make(model_size="base").embedding_size is None
   large = make(model_size="large")
-  # Paper settings for large models are NOT applied (hparams.md §1.1).
+  # Paper settings for large models are NOT applied (docs/hparams.md#pre-training-presets).
   assert (large.embedding_size, large.learning_rate, large.mask_prob,
           large.max_seq_length, large.train_batch_size) == (None, 5e-4, 0.15, 128, 128)
 
@@ -113,7 +114,8 @@ def test_electric_with_explicit_one_tower_keeps_value_and_warns():
     make(electric_objective=True)
   finally:
     electra_logger.removeHandler(handler)
-  assert config.two_tower_generator is False  # second update wins (hparams.md §1.1)
+  # second update wins (docs/hparams.md#pre-training-presets)
+  assert config.two_tower_generator is False
   assert len(records) == 1 and records[0].levelno == logging.WARNING
   assert "two_tower_generator" in records[0].getMessage()
 

@@ -291,7 +291,7 @@ def test_released_checkpoint_without_slots_or_config(env, batch):
   assert not any(n.endswith("/adam_m") for n in w)
   ids, mask, seg = batch["input_ids"], batch["input_mask"], batch["segment_ids"]
   seq = numpy_bert.bert_forward(w, "electra", 3, ids, mask, seg)
-  # generator_hidden_size 1.0: H 42, heads max(1, 42 // 64) = 1 (hparams.md §1.3).
+  # generator_hidden_size 1.0: H 42, heads max(1, 42 // 64) = 1 (docs/hparams.md#generator-size).
   gen_seq = numpy_bert.bert_forward(w, "generator", 1, ids, mask, seg)
   served = env["served"]["released"]
   np.testing.assert_allclose(served["discriminator_logits"],

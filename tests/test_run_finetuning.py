@@ -7,7 +7,7 @@ built-in `sst` name), SQuAD 1.1 (tests/data/qa) and CoNLL chunking
 (tests/data/tagging). Checked against independent references: labels read
 back from the TSVs with `csv`, cross-entropy / accuracy recomputed with numpy,
 SQuAD exact match recomputed with the official normalization, the layer-wise
-learning-rate formula of model.md §7.2 written out by hand.
+learning-rate formula of docs/model.md#layer-wise-learning-rate-decay written out by hand.
 """
 import csv
 import json
@@ -491,7 +491,8 @@ def test_missing_dev_data_error_before_training(data_dir):
 
 
 # ----------------------------------------------------------------------------
-# Layer-wise learning rates (model.md §7.2) reach the runner's optimizer
+# Layer-wise learning rates (docs/model.md#layer-wise-learning-rate-decay) reach the runner's
+# optimizer
 # ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("fix", [False, True])

@@ -1,7 +1,7 @@
 """The hparams mechanism shared by `PretrainingConfig` and `FinetuningConfig`.
 
-A config is a plain object whose public attributes are the hparams (spec:
-hparams.md §0). Subclasses assign every default in their constructor, call
+A config is a plain object whose public attributes are the hparams (see
+docs/hparams.md#merge-order). Subclasses assign every default in their constructor, call
 `_freeze_hparams()` to record which names may be overridden (and with which
 JSON types), then apply `update(overrides)`, their presets, and `update`
 again, so explicitly passed values always win.
@@ -34,7 +34,7 @@ MODEL_SIZE_CHOICES = ("small", "base", "large")
 
 
 # ----------------------------------------------------------------------------
-# --hparams parsing (spec: cli.md §3 flags, hparams.md §0 step 1)
+# --hparams parsing (see docs/cli.md#run_pretrainingpy flags, docs/hparams.md#merge-order)
 # ----------------------------------------------------------------------------
 
 class HparamsFileError(cli.UsageError, FileNotFoundError):

@@ -36,7 +36,7 @@ def format_time(seconds: float) -> str:
 
 
 class ETALogger:
-  """Logs training/eval progress like the original `ETAHook` (model.md §8).
+  """Logs training/eval progress like the original `ETAHook` (docs/model.md#progress-logging).
 
   Each logged line reads
   `<step>/<n_steps> = <pct:.1f>%, SPS: <sps:.1f>, ELAP: <t>, ETA: <t>`

@@ -5,7 +5,7 @@ step (forward, backward, global-norm clipping, AdamWeightDecay, global step),
 a Python outer loop that logs progress with ETA, writes TensorBoard scalars
 and saves name-based checkpoints every `save_checkpoints_steps` (plus at step 0
 and at the end, like the Estimator), and resume from the latest checkpoint in
-`model_dir` (spec: cli.md §3 "Resume behaviour", model.md §7-§8).
+`model_dir` (see docs/cli.md#run_pretrainingpy "Resume behaviour", docs/model.md#optimizer).
 
 Beyond the original:
   * exact resume: the host `tf.data` iterator and the run seed are saved in a
@@ -328,7 +328,7 @@ class TrainSettings:
     grad_accumulation_steps: micro-batches per replica and step.
     seed: run seed (None: a random one, saved with the checkpoints).
     loss_reduction: "mean" (the loss_fn returns a batch mean; pre-training) or
-      "sum" (a batch sum; fine-tuning, model.md §7.5).
+      "sum" (a batch sum; fine-tuning, docs/model.md#loss-reduction-mean-vs-sum).
   """
   model_dir: str
   num_train_steps: int
@@ -420,9 +420,10 @@ class Trainer:
   def restore_or_initialize(self, init_checkpoint: Optional[str] = None) -> str:
     """Resumes from `model_dir` if it has a checkpoint, else loads `init_checkpoint`.
 
-    Resuming is strict (every model variable must be there, cli.md §3) except
+    Resuming is strict (every model variable must be there, docs/cli.md#run_pretrainingpy) except
     that missing Adam slots start at zero and a missing `global_step` at 0,
-    both logged: the released checkpoints have no slots (checkpoints.md §5).
+    both logged: the released checkpoints have no slots
+    (docs/checkpoints.md#released-google-checkpoints).
 
     Args:
       init_checkpoint: optional checkpoint (dir or prefix) to load partially
@@ -530,7 +531,7 @@ class Trainer:
     if self.strategy is not None:
       replica_id = tf.distribute.get_replica_context().replica_id_in_sync_group
       batch = _replica_slice(batch, replica_id, self.num_replicas)
-    # ARCHITECTURE.md "Randomness": a function of (run seed, step, replica) only.
+    # docs/ARCHITECTURE.md "Randomness": a function of (run seed, step, replica) only.
     step_seed = stateless_random.fold_in(
         tf.stack([self.run_seed, tf.constant(0, tf.int64)]), self.global_step)
     seed = stateless_random.fold_in(step_seed, replica_id)

@@ -1,4 +1,5 @@
-"""Scorers of the GLUE-style classification and regression tasks (finetune.md §3.4).
+"""Scorers of the GLUE-style classification and regression tasks
+(docs/metrics.md#glue-classification-and-regression).
 
 Every scorer sees each non-padding example's head outputs (numpy values,
 un-prefixed keys) once and reports, in this order:
@@ -11,7 +12,7 @@ un-prefixed keys) once and reports, in this order:
 
 The sub-modules `sklearn.metrics` and `scipy.stats` are imported explicitly
 (the original imported only the top-level packages, which works only when
-something else has imported the sub-modules; finetune.md Quirks).
+something else has imported the sub-modules; docs/finetuning.md#quirks-and-fixes).
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ class F1Scorer(SentenceLevelScorer):
 
   Not used by any GLUE task (as in the original); available to custom tasks
   (`"metric": "f1"`). Unlike the original's unused class, the number of gold
-  positives is counted from the gold labels (finetune.md Quirks).
+  positives is counted from the gold labels (docs/finetuning.md#quirks-and-fixes).
   """
 
   def _get_results(self) -> scorer.Results:

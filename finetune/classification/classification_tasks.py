@@ -1,8 +1,8 @@
 """GLUE-style sentence(-pair) classification and regression tasks.
 
-Spec: finetune.md §3 (files, columns, labels, featurization, heads, metrics)
-and data.md §4.3. Rows are read from `<raw_data_dir(task)>/<split>.tsv` with
-Python's csv reader, tab-delimited, quoting disabled.
+See docs/finetuning.md#classification-and-regression (files, columns, labels, featurization, heads,
+metrics) and docs/data.md#featurization-per-task-type. Rows are read from
+`<raw_data_dir(task)>/<split>.tsv` with Python's csv reader, tab-delimited, quoting disabled.
 
 Differences from the original (all raise or log instead of silently
 misbehaving; results on well-formed data are identical):
@@ -38,8 +38,10 @@ from model.modeling import Dense
 
 logger = logging.getLogger("electra")
 
-DEBUG_MAX_LINES = 100  # hparams.md §2.3: debug readers stop after 100 TSV lines.
-DROPOUT_RATE = 0.1     # finetune.md §3.3: keep probability 0.9 on [CLS].
+# docs/hparams.md#fine-tuning-debug-mode: debug readers stop after 100 TSV lines.
+DEBUG_MAX_LINES = 100
+# docs/finetuning.md#classification-and-regression-heads: keep probability 0.9 on [CLS].
+DROPOUT_RATE = 0.1
 
 
 class InputExample(task.Example):
@@ -90,7 +92,7 @@ def truncate_seq_pair(tokens_a: List[str], tokens_b: List[str], max_length: int)
   """Pops tokens in place until len(a) + len(b) <= max_length.
 
   Longest-first: each step pops the last token of the longer list; ties pop
-  from `tokens_b` (data.md §4.3).
+  from `tokens_b` (docs/data.md#featurization-per-task-type).
   """
   while len(tokens_a) + len(tokens_b) > max_length:
     if len(tokens_a) > len(tokens_b):
@@ -165,7 +167,7 @@ class SingleOutputTask(task.Task, metaclass=abc.ABCMeta):
 
   def _load_glue(self, lines: List[List[str]], split: str, path: str, fmt: TsvFormat,
                  eid_offset: int = 0, swap: bool = False) -> List[InputExample]:
-    """The generic row reader of finetune.md §3.1.
+    """The generic row reader of docs/finetuning.md#reading-glue-files.
 
     eid = row index (header excluded) + `eid_offset`; test and diagnostic
     splits get the dummy label; `swap` exchanges text_a and text_b. Rows with
@@ -209,7 +211,8 @@ class SingleOutputTask(task.Task, metaclass=abc.ABCMeta):
 
   def featurize(self, example: InputExample, is_training: bool,
                 log: bool = False) -> Dict[str, object]:
-    """`[CLS] a [SEP] (b [SEP])` with segment ids 0/1, 0-padded (data.md §4.3)."""
+    """`[CLS] a [SEP] (b [SEP])` with segment ids 0/1, 0-padded
+    (docs/data.md#featurization-per-task-type)."""
     del is_training
     max_seq_length = self.config.max_seq_length
     tokens_a = self._tokenizer.tokenize(example.text_a)
@@ -376,7 +379,7 @@ class RegressionTask(SingleOutputTask):
     return classification_metrics.RegressionScorer()
 
 
-# === Heads (finetune.md §3.3) ===
+# === Heads (docs/finetuning.md#classification-and-regression-heads) ===
 
 
 def _cls_representation(bert_output, training: bool, seed: Optional[tf.Tensor]) -> tf.Tensor:
@@ -441,7 +444,7 @@ class RegressionHead(task.TaskHead):
     }
 
 
-# === GLUE tasks (finetune.md §3.1 table) ===
+# === GLUE tasks (docs/finetuning.md#reading-glue-files) ===
 
 BINARY_LABELS = ("0", "1")
 ENTAILMENT_LABELS = ("entailment", "not_entailment")

@@ -1,4 +1,5 @@
-"""Our implementation of the official MRQA 2019 evaluation (finetune.md §4.6).
+"""Our implementation of the official MRQA 2019 evaluation
+(docs/metrics.md#squad-20-and-the-no-answer-threshold).
 
 Gold answers are each question's `answers` (a list of strings) keyed by `qid`,
 read from an MRQA JSONL file (one paragraph object per line; a line with a

@@ -1,9 +1,10 @@
-"""The span-QA head (finetune.md §4.4, checkpoints.md §3 variable names).
+"""The span-QA head (docs/finetuning.md#qa-head, docs/checkpoints.md#fine-tuning-variables variable
+names).
 
 Letters: B batch, L max_seq_length, H hidden size, K beam_size, Q = 512
 (hidden size of the end and answerability MLPs).
 
-Quirks reproduced (finetune.md Quirks): the allowed answer positions are the
+Quirks reproduced (docs/finetuning.md#quirks-and-fixes): the allowed answer positions are the
 context tokens, the final [SEP] and [CLS]; under joint prediction the
 returned `end_logits` are zeros at inference (the loss then uses them); the
 answerability classifier is built whenever `answerable_classifier` is on,
@@ -18,7 +19,7 @@ import tensorflow as tf
 from finetune import task
 from model.modeling import Dense, gelu
 
-QA_HIDDEN_SIZE = 512    # finetune.md §4.4
+QA_HIDDEN_SIZE = 512    # docs/finetuning.md#qa-head
 _MASK_PENALTY = 1000.0  # logits += 1000 · (answer_mask - 1)
 
 
@@ -30,10 +31,10 @@ def _positions_cross_entropy(logits: tf.Tensor, positions: tf.Tensor) -> tf.Tens
 
 
 class QAHead(task.TaskHead):
-  """Start/end span head with an answerability classifier (finetune.md §4.4).
+  """Start/end span head with an answerability classifier (docs/finetuning.md#qa-head).
 
-  Variables under `task_specific/<task>/` (checkpoints.md §3): `dense` [H, 1]
-  start; joint: `qa_hidden` [2H, 512] and `dense_1` [512, 1] end; non-joint:
+  Variables under `task_specific/<task>/` (docs/checkpoints.md#fine-tuning-variables): `dense` [H,
+  1] start; joint: `qa_hidden` [2H, 512] and `dense_1` [512, 1] end; non-joint:
   `dense_1` [H, 1] end; answerable classifier: `dense_2` [2H, 512] and
   `dense_3` [512, 1], or `dense_2` [H, 1] without start logits.
 

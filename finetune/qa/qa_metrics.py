@@ -1,4 +1,5 @@
-"""QA post-processing and metrics: `SpanBasedQAScorer` (finetune.md §4.5, §4.6).
+"""QA post-processing and metrics: `SpanBasedQAScorer` (docs/metrics.md#answer-extraction,
+docs/metrics.md#squad-20-and-the-no-answer-threshold).
 
 For every example of the scored split the scorer re-featurizes the example
 (`for_eval=True`), collects candidate spans from the head's outputs of each
@@ -17,14 +18,14 @@ official evaluators with the original's keys, sorted by key: SQuAD 2.0
 `HasAns_exact` … `total`; SQuAD 1.1 and MRQA `exact_match`, `f1`. No `loss`
 is reported for QA (the original neither).
 
-Quirk reproduced (finetune.md Quirks): SQuAD 2.0 with joint prediction and no
+Quirk reproduced (docs/finetuning.md#quirks-and-fixes): SQuAD 2.0 with joint prediction and no
 answerable classifier takes `start_logits[0] + 0` as a window's null score
 (the joint head returns zero end logits).
 
 Differences from the original:
   * The scorer is built for the split that was predicted (`task.get_scorer(
     split)`); the original always post-processed `dev`, which broke SQuAD
-    test-output writing (finetune.md Quirks).
+    test-output writing (docs/finetuning.md#quirks-and-fixes).
   * The eval file is written for every QA task (the original: SQuAD 2.0 only).
   * A missing window result raises a ValueError naming the feature id
     (the original: KeyError); an example whose n-best holds only empty texts
@@ -337,6 +338,7 @@ class SpanBasedQAScorer(scorer.Scorer):
 
 
 def apply_na_threshold(qa_predictions: QAPredictions, threshold: float) -> Dict[str, str]:
-  """SQuAD 2.0 final answers: "" where the null odds exceed `threshold` (finetune.md §8)."""
+  """SQuAD 2.0 final answers: "" where the null odds exceed `threshold`
+  (docs/finetuning.md#test-set-outputs)."""
   return {qid: ("" if qa_predictions.null_odds.get(qid, -np.inf) > threshold else text)
           for qid, text in qa_predictions.predictions.items()}

@@ -1,19 +1,20 @@
-"""Span question answering tasks: SQuAD 2.0 / 1.1 and the MRQA 2019 tasks (finetune.md §4).
+"""Span question answering tasks: SQuAD 2.0 / 1.1 and the MRQA 2019 tasks
+(docs/finetuning.md#question-answering).
 
-Readers (§4.1, §4.2): SQuAD JSON (`<split>.json`, `<split>-debug.json` in
+Readers (docs/finetuning.md#qa-examples): SQuAD JSON (`<split>.json`, `<split>-debug.json` in
 debug mode) and MRQA JSONL (`<split>.jsonl`, header line skipped, first 11
 lines in debug mode). Answers are resolved for the train split only; an
 answer whose offsets do not reproduce its text is logged, counted and
 skipped (`<n> examples created, <m> failures`).
 
-Featurization (§4.3): `[CLS] question [SEP] doc-window [SEP]` windows of
+Featurization (docs/finetuning.md#qa-windows): `[CLS] question [SEP] doc-window [SEP]` windows of
 `max_seq_length` tokens moving by `doc_stride`, max-context bookkeeping for
 post-processing, answer-span improvement, feature ids `1000·eid + window`.
 
-Head: `finetune.qa.qa_head.QAHead` (§4.4); post-processing and metrics:
-`finetune.qa.qa_metrics.SpanBasedQAScorer` (§4.5, §4.6).
+Head: `finetune.qa.qa_head.QAHead` (docs/finetuning.md#qa-head); post-processing and metrics:
+`finetune.qa.qa_metrics.SpanBasedQAScorer` (docs/metrics.md#answer-extraction).
 
-Quirk reproduced (finetune.md Quirks): an answer outside a training window
+Quirk reproduced (docs/finetuning.md#quirks-and-fixes): an answer outside a training window
 keeps the window with target [CLS] and `is_impossible = 0`.
 Fixed: a document yielding >= 1000 windows raises instead of producing
 colliding feature ids; a window budget <= 0 (max_seq_length too small for
@@ -36,7 +37,8 @@ from model import tokenization
 logger = logging.getLogger("electra")
 
 MAX_WINDOWS_PER_EXAMPLE = 1000  # feature id = 1000 · eid + window index
-MRQA_DEBUG_LINES = 11           # hparams.md §2.3: MRQA debug reads lines 0..10
+# docs/hparams.md#fine-tuning-debug-mode: MRQA debug reads lines 0..10
+MRQA_DEBUG_LINES = 11
 
 
 class QAExample(task.Example):
@@ -87,7 +89,7 @@ def _is_whitespace(c: str) -> bool:
 
 
 def split_context(text: str) -> Tuple[List[str], List[int]]:
-  """Whitespace-splits a context (finetune.md §4.2).
+  """Whitespace-splits a context (docs/finetuning.md#qa-examples).
 
   Returns:
     (doc_tokens, char_to_word_offset): the maximal runs of non-whitespace
@@ -111,7 +113,7 @@ def split_context(text: str) -> Tuple[List[str], List[int]]:
 
 
 def get_doc_spans(n_tokens: int, max_tokens_for_doc: int, doc_stride: int) -> List[DocSpan]:
-  """Sliding windows over `n_tokens` sub-tokens (finetune.md §4.3 step 4).
+  """Sliding windows over `n_tokens` sub-tokens (docs/finetuning.md#qa-windows).
 
   Raises:
     ValueError: if `max_tokens_for_doc` or `doc_stride` is not positive.
@@ -176,7 +178,8 @@ class _DocTokenization(NamedTuple):
 
 
 class QATask(task.Task):
-  """A span-extraction QA task (finetune.md §4, §9).
+  """A span-extraction QA task (docs/finetuning.md#question-answering,
+  docs/finetuning.md#task-interface).
 
   Subclasses implement `get_data_file(split)` and `_read_paragraphs(split)`.
 
@@ -226,7 +229,7 @@ class QATask(task.Task):
 
   def _add_examples(self, examples: List[QAExample], failures: List[int], paragraph: dict,
                     split: str) -> None:
-    """Appends one example per question of `paragraph` (finetune.md §4.2)."""
+    """Appends one example per question of `paragraph` (docs/finetuning.md#qa-examples)."""
     doc_tokens, char_to_word_offset = split_context(paragraph["context"])
     for qa in paragraph["qas"]:
       start_position = end_position = orig_answer_text = None
@@ -304,7 +307,7 @@ class QATask(task.Task):
     return self._last_doc
 
   def _answer_token_span(self, example: QAExample, doc: _DocTokenization) -> Tuple[int, int]:
-    """Sub-token (start, end) of a training answer; (-1, -1) if impossible (§4.3 step 3)."""
+    """Sub-token (start, end) of a training answer; (-1, -1) if impossible."""
     if example.is_impossible:
       return -1, -1
     start = doc.orig_to_tok_index[example.start_position]
@@ -317,7 +320,7 @@ class QATask(task.Task):
 
   def featurize(self, example: QAExample, is_training: bool, log: bool = False,
                 for_eval: bool = False) -> List[Dict[str, object]]:
-    """One feature dict per document window (finetune.md §4.3).
+    """One feature dict per document window (docs/finetuning.md#qa-windows).
 
     Args:
       example: the question.
@@ -408,7 +411,7 @@ class QATask(task.Task):
     """A scorer that post-processes predictions for the examples of `split`.
 
     Built for the split actually predicted: the original always used `dev`,
-    which broke SQuAD test-output writing (finetune.md Quirks).
+    which broke SQuAD test-output writing (docs/finetuning.md#quirks-and-fixes).
     """
     return qa_metrics.SpanBasedQAScorer(self.config, self, split, self.v2)
 
@@ -417,7 +420,7 @@ def _window_tokens(query_tokens: List[str], doc: _DocTokenization,
                    doc_spans: Sequence[DocSpan], span_index: int
                    ) -> Tuple[List[str], Dict[int, int], Dict[int, bool]]:
   """`[CLS] query [SEP] window [SEP]`, and for each window position its word index
-  and whether this window is its max-context window (§4.3 step 5)."""
+  and whether this window is its max-context window."""
   doc_span = doc_spans[span_index]
   tokens = ["[CLS]"] + query_tokens + ["[SEP]"]
   token_to_orig_map: Dict[int, int] = {}
@@ -432,7 +435,7 @@ def _window_tokens(query_tokens: List[str], doc: _DocTokenization,
 
 def _window_positions(is_impossible: bool, tok_start: int, tok_end: int, doc_span: DocSpan,
                       query_length: int) -> Tuple[int, int]:
-  """Training targets in one window: answer positions, or (0, 0) = [CLS] (§4.3 step 6)."""
+  """Training targets in one window: answer positions, or (0, 0) = [CLS]."""
   doc_end = doc_span.start + doc_span.length - 1
   if is_impossible or not (tok_start >= doc_span.start and tok_end <= doc_end):
     return 0, 0  # Quirk: out-of-window answers keep the window, pointing at [CLS].

@@ -1,4 +1,5 @@
-"""Our implementation of the official SQuAD 2.0 evaluation (finetune.md §4.6, cli.md §5).
+"""Our implementation of the official SQuAD 2.0 evaluation
+(docs/metrics.md#squad-20-and-the-no-answer-threshold, docs/cli.md#other-runnable-scripts).
 
 Re-written from the published definition of the official v2.0 script, with the
 same numbers and result keys. This module is also the one home of the answer
@@ -27,7 +28,7 @@ directory, `pr_exact_ap`, `pr_f1_ap`, `pr_oracle_ap`.
 Difference from the official script: a question without a prediction is
 reported ("Missing prediction for <id>") and left out of every total; the
 official script drops it from the overall totals but then crashes with a
-KeyError in the HasAns/NoAns breakdown (finetune.md §4.6).
+KeyError in the HasAns/NoAns breakdown (docs/metrics.md#squad-20-and-the-no-answer-threshold).
 
 Usage:
   python3 -m finetune.qa.squad_official_eval DATA.json PREDS.json \

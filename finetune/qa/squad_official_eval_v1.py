@@ -1,4 +1,5 @@
-"""Our implementation of the official SQuAD 1.1 evaluation (finetune.md §4.6).
+"""Our implementation of the official SQuAD 1.1 evaluation
+(docs/metrics.md#squad-20-and-the-no-answer-threshold).
 
 Metrics: `exact_match` and `f1` in percent, each the maximum over a
 question's gold answers, averaged over **every** question of the data file: a

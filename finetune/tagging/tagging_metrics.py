@@ -1,4 +1,4 @@
-"""Scorers of the tagging tasks (finetune.md §5.5).
+"""Scorers of the tagging tasks (docs/metrics.md#chunking-span-f1).
 
 Each sentence's first `round(Σ labels_mask)` labels and predictions are kept.
 `EntityLevelF1Scorer` reports span-level `precision`, `recall`, `f1` (percent;
@@ -6,7 +6,7 @@ all 0 when nothing is correct) and `loss`; `AccuracyScorer` (token-level
 tasks; none is registered) reports `accuracy` and `loss`.
 
 `loss` is per labelled word: Σ example losses / Σ words. Quirk reproduced by
-default (finetune.md Quirks): the original adds every example's loss twice,
+default (docs/finetuning.md#quirks-and-fixes): the original adds every example's loss twice,
 so the reported loss is 2× the per-word loss; `fix_double_count=True`
 (hparam `fix_tagging_loss_double_count`) reports the true value.
 """

@@ -1,4 +1,5 @@
-"""Sequence tagging tasks: CoNLL-2000 chunking and custom BIO/BIOES tasks (finetune.md §5).
+"""Sequence tagging tasks: CoNLL-2000 chunking and custom BIO/BIOES tasks
+(docs/finetuning.md#tagging).
 
 Input: CoNLL-style column files, one token per line, blank lines between
 sentences, `-DOCSTART-` lines skipped (`chunk`: word = first column, tag =
@@ -7,11 +8,11 @@ BIOES through their spans; the label ids are the sorted union of the encoded
 tags of the train/dev/test files that exist, cached in
 `<preprocessed_data_dir>/[debug_]<task>_label_mapping.pkl`.
 
-Featurization (§5.3, data.md §4.4): one sequence `[CLS] pieces [SEP]`; the
-first word-piece of every word is a labelled position. The head gathers the
-encoder output at those positions: `task_specific/<task>/dense` [H, n_labels].
+Featurization (docs/finetuning.md#tagging-features, docs/data.md#tagging-word-pieces): one sequence
+`[CLS] pieces [SEP]`; the first word-piece of every word is a labelled position. The head gathers
+the encoder output at those positions: `task_specific/<task>/dense` [H, n_labels].
 
-Quirks reproduced (finetune.md Quirks): the truncation test counts the
+Quirks reproduced (docs/finetuning.md#quirks-and-fixes): the truncation test counts the
 sentence's words plus the pieces so far (`#words + #pieces + 1 >
 max_seq_length` stops, so long sentences are cut earlier than necessary, and
 cut words are not evaluated); `segment_ids` are 1 for every real token;
@@ -43,7 +44,8 @@ from util import files
 
 logger = logging.getLogger("electra")
 
-DEBUG_MAX_SENTENCES = 100  # hparams.md §2.3: stop once more than 100 sentences are read
+# docs/hparams.md#fine-tuning-debug-mode: stop once more than 100 sentences are read
+DEBUG_MAX_SENTENCES = 100
 LABEL_SPLITS = ("train", "dev", "test")
 Sentence = Tuple[List[str], List[str]]  # (words, tags)
 
@@ -119,7 +121,8 @@ def read_conll(path: str, fmt: ColumnFormat, max_sentences: Optional[int] = None
 
 def tokenize_and_align(tokenizer, words: Sequence[str], cased: bool = False
                        ) -> List[List[str]]:
-  """Word pieces of `["[CLS]"] + words + ["[SEP]"]`, one list per word (data.md §4.4).
+  """Word pieces of `["[CLS]"] + words + ["[SEP]"]`, one list per word
+  (docs/data.md#tagging-word-pieces).
 
   Each word is cleaned (basic tokenizer's clean step); "[CLS]"/"[SEP]" stay
   single tokens; other words are lower-cased and accent-stripped (unless
@@ -167,7 +170,8 @@ class TaggingExample(task.Example):
 
 
 class TaggingTask(task.Task):
-  """A word-level tagging task read from column files (finetune.md §5, §9).
+  """A word-level tagging task read from column files (docs/finetuning.md#tagging,
+  docs/finetuning.md#task-interface).
 
   Args:
     config: the `FinetuningConfig`.
@@ -275,7 +279,7 @@ class TaggingTask(task.Task):
 
   def featurize(self, example: TaggingExample, is_training: bool,
                 log: bool = False) -> Dict[str, Any]:
-    """Features of one sentence (finetune.md §5.3).
+    """Features of one sentence (docs/finetuning.md#tagging-features).
 
     Raises:
       ValueError: if one word alone has more pieces than fit (the original
@@ -288,7 +292,7 @@ class TaggingTask(task.Task):
     input_ids: List[int] = []
     tagged_positions: List[int] = []
     for word_tokens in words_to_tokens:
-      # Quirk (finetune.md Quirks): the test counts all the words plus the
+      # Quirk (docs/finetuning.md#quirks-and-fixes): the test counts all the words plus the
       # pieces so far, so sentences are cut earlier than needed.
       if len(words_to_tokens) + len(input_ids) + 1 > max_seq_length:
         input_ids.append(vocab["[SEP]"])
@@ -339,7 +343,8 @@ class TaggingTask(task.Task):
 
 
 class TaggingHead(task.TaskHead):
-  """Per-word softmax classifier on the first word-piece of each word (finetune.md §5.4).
+  """Per-word softmax classifier on the first word-piece of each word
+  (docs/finetuning.md#tagging-head).
 
   Variables: `task_specific/<task>/dense/kernel` [H, C], `.../dense/bias` [C].
 

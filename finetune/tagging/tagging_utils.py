@@ -1,4 +1,5 @@
-"""Tag-sequence helpers: spans from BIO/BIOES tags and tags from spans (finetune.md §5.2).
+"""Tag-sequence helpers: spans from BIO/BIOES tags and tags from spans
+(docs/finetuning.md#tagging-labels).
 
 A span is `(start, end, type)` with inclusive token indexes. Tags are `O` or
 `<prefix>-<type>` with exactly one `-` (prefix B, I, E or S).

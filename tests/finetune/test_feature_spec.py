@@ -1,4 +1,4 @@
-"""FeatureSpec parsing specs and defaults (data.md §4.1)."""
+"""FeatureSpec parsing specs and defaults (docs/data.md#feature-specs)."""
 import numpy as np
 import tensorflow as tf
 

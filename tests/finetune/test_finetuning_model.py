@@ -1,4 +1,5 @@
-"""FinetuningModel (finetune/finetuning_model.py): names (checkpoints.md §3), summed loss."""
+"""FinetuningModel (finetune/finetuning_model.py): names
+(docs/checkpoints.md#fine-tuning-variables), summed loss."""
 import os
 
 import numpy as np

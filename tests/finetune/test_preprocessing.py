@@ -1,4 +1,5 @@
-"""Cached tfrecords and the tf.data input of finetune/preprocessing.py (data.md §4.2)."""
+"""Cached tfrecords and the tf.data input of finetune/preprocessing.py
+(docs/data.md#feature-cache)."""
 import json
 import logging
 import os

@@ -1,4 +1,5 @@
-"""Task registry and custom task declarations of finetune/task_builder.py (finetune.md §2).
+"""Task registry and custom task declarations of finetune/task_builder.py
+(docs/finetuning.md#task-builder).
 
 Custom tasks run on real data slices: BoolQ and SST-like sentiment TSVs
 (tests/data/finetune/README.md).

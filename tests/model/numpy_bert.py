@@ -1,9 +1,9 @@
 """An independent numpy (float64) re-implementation of the ELECTRA forward pass.
 
-Reads weights BY CHECKPOINT NAME from a {name: np.ndarray} dict (spec:
-checkpoints.md §2, model.md §1, §4, §5), loops over examples and heads with
-plain 2-D matrix products, and builds masks element by element, so it shares
-no code (and no layout trick) with `model/modeling.py`.
+Reads weights BY CHECKPOINT NAME from a {name: np.ndarray} dict (see
+docs/checkpoints.md#pre-training-variables, docs/model.md#transformer-encoder,
+docs/model.md#electric), loops over examples and heads with plain 2-D matrix products, and builds
+masks element by element, so it shares no code (and no layout trick) with `model/modeling.py`.
 """
 import math
 import re
@@ -57,7 +57,7 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
 
 
 def attention_mask(input_mask: np.ndarray, ltr: bool = False, rtl: bool = False) -> np.ndarray:
-  """[S, S] 0/1 mask of one example: key j visible from query i (model.md §1.4)."""
+  """[S, S] 0/1 mask of one example: key j visible from query i (docs/model.md#attention-mask)."""
   seq_length = len(input_mask)
   mask = np.zeros([seq_length, seq_length])
   for i in range(seq_length):
@@ -131,13 +131,14 @@ def _layer(w: Weights, p: str, x: np.ndarray, mask: np.ndarray, num_heads: int,
 
 
 def token_logits(w: Weights, head_scope: str, table_name: str, reprs: np.ndarray) -> np.ndarray:
-  """MLM / cloze head (model.md §4.1): [..., in] -> [..., V]."""
+  """MLM / cloze head (docs/model.md#generator-head): [..., in] -> [..., V]."""
   h = _ln(w, head_scope + "/LayerNorm", gelu(_dense(w, head_scope + "/dense", reprs)))
   return h @ w[table_name].T + w[head_scope + "/output_bias"]
 
 
 def discriminator_logits(w: Weights, sequence_output: np.ndarray) -> np.ndarray:
-  """discriminator_predictions head (model.md §4.3): [B, S, H] -> [B, S]."""
+  """discriminator_predictions head (docs/model.md#discriminator-head-and-loss): [B, S, H] -> [B,
+  S]."""
   h = gelu(_dense(w, "discriminator_predictions/dense", sequence_output))
   return _dense(w, "discriminator_predictions/dense_1", h)[..., 0]
 
@@ -153,7 +154,7 @@ def cloze_reprs(ltr_out: np.ndarray, rtl_out: np.ndarray) -> np.ndarray:
 
 
 def softmax_loss(logits: np.ndarray, targets: np.ndarray, weights: np.ndarray):
-  """(loss, per_example_loss) of model.md §4.2."""
+  """(loss, per_example_loss) of docs/model.md#softmax-loss."""
   logp = log_softmax(logits)
   per_example = -np.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
   return (weights * per_example).sum() / (weights.sum() + 1e-6), per_example
@@ -164,7 +165,7 @@ def sigmoid_bce(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def scatter_ids(sequence: np.ndarray, updates: np.ndarray, positions: np.ndarray):
-  """model.md §3.1 for int ids: average duplicates (floor), ignore position 0."""
+  """docs/model.md#gather-and-scatter for int ids: average duplicates (floor), ignore position 0."""
   new, updated = sequence.copy(), np.zeros_like(sequence)
   for b in range(sequence.shape[0]):
     hits: Dict[int, list] = {}
@@ -178,6 +179,6 @@ def scatter_ids(sequence: np.ndarray, updates: np.ndarray, positions: np.ndarray
 
 
 def electric_log_q(cloze_logits: np.ndarray, ids: np.ndarray, mask_prob: float) -> np.ndarray:
-  """log q(ids_t | context) + log(k / (1 - k)) (model.md §5)."""
+  """log q(ids_t | context) + log(k / (1 - k)) (docs/model.md#electric)."""
   logq = np.take_along_axis(log_softmax(cloze_logits), ids[..., None], axis=-1)[..., 0]
   return logq + math.log(mask_prob / (1.0 - mask_prob))

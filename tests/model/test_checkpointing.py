@@ -166,7 +166,7 @@ def test_keep_checkpoint_max_deletes_oldest_and_zero_keeps_all(tmp_path):
 
 
 def test_keep_never_deletes_a_foreign_released_checkpoint(tmp_path):
-  # Continued pre-training: model_dir is the released `electra_small` dir (users.md §5).
+  # Continued pre-training: model_dir is the released `electra_small` dir (README.md#pre-train).
   model_dir = str(tmp_path / "electra_small")
   os.makedirs(model_dir)
   released = _tf1_save(model_dir, "electra_small", {"w": np.ones([2], np.float32)})
@@ -358,7 +358,8 @@ def test_strict_ignores_unexpected_checkpoint_entries(tmp_path):
 
 
 def test_partial_restore_loads_trainable_matches_and_logs_skips(tmp_path, caplog):
-  # Pre-trained encoder (no task head) -> fine-tuning model with a new head (checkpoints.md §4).
+  # Pre-trained encoder (no task head) -> fine-tuning model with a new head
+  # (docs/checkpoints.md#partial-restore-with-init_checkpoint).
   source = _model(head=False, seed=14)
   source["generator/embeddings_project/kernel"] = tf.Variable(tf.ones([5, 3]))
   prefix = checkpointing.save_checkpoint(str(tmp_path), 1000, source)

@@ -4,8 +4,8 @@ References: the transformers ELECTRA state-dict keys and shapes as documented
 by `modeling_electra.py` (written out below by hand), the safetensors format
 definition (checked byte by byte), an independent numpy re-implementation of
 transformers' ElectraForPreTraining / ElectraForMaskedLM forward pass reading
-HF keys, the golden ELECTRA-Small checkpoint names (checkpoints.md §2), and, when
-installed, the `safetensors`, `torch` and `transformers` packages themselves.
+HF keys, the golden ELECTRA-Small checkpoint names (docs/checkpoints.md#pre-training-variables),
+and, when installed, the `safetensors`, `torch` and `transformers` packages themselves.
 """
 import json
 import logging
@@ -148,7 +148,8 @@ def test_export_values_are_transposed_kernels_and_shared_embeddings():
                                 v["discriminator_predictions/dense_1/kernel"].T)
   gen = hf_conversion.to_hf(v, "generator", _generator_config(model),
                             encoder_scope="generator").tensors
-  # The generator's embeddings ARE the shared electra/embeddings (checkpoints.md §6).
+  # The generator's embeddings ARE the shared electra/embeddings
+  # (docs/checkpoints.md#hugging-face-conversion).
   np.testing.assert_array_equal(gen["electra.embeddings.word_embeddings.weight"],
                                 v["electra/embeddings/word_embeddings"])
   np.testing.assert_array_equal(gen["electra.embeddings_project.weight"],

@@ -14,7 +14,7 @@ from model import optimization
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# Realistic checkpoint names (spec: checkpoints.md), odd tiny shapes.
+# Realistic checkpoint names (see docs/checkpoints.md), odd tiny shapes.
 PRETRAIN_SHAPES = {
     "discriminator_predictions/dense/kernel": (5, 3),
     "electra/embeddings/LayerNorm/gamma": (3,),
@@ -64,7 +64,7 @@ def _tf_grads(names, dense, slices):
 
 
 def _np_adam(params, m, v, grads, lr, wd, decayed, multipliers, b1=0.9, b2=0.999, eps=1e-6):
-  """The original's update in float64 numpy (model.md §7.3)."""
+  """The original's update in float64 numpy (docs/model.md#adamw)."""
   for n, g in grads.items():
     if g is None:
       continue

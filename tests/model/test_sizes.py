@@ -48,7 +48,8 @@ def test_overrides_drive_then_beat_derived_heads_and_intermediate():
                        vocab_size=99)
   assert shape(get_bert_config(config)) == (200, 5, 3, 800)
   assert get_bert_config(config).vocab_size == 99
-  # Explicit heads/intermediate win over the derivation (second update, §3 step 5).
+  # Explicit heads/intermediate win over the derivation (second update,
+  # docs/hparams.md#model-sizes).
   config = pretraining(model_hparam_overrides={"hidden_size": 40, "num_attention_heads": 5,
                                                "intermediate_size": 37, "hidden_act": "relu"})
   bert_config = get_bert_config(config)

@@ -1,4 +1,4 @@
-"""Tests of the BERT tokenizer (spec: data.md §2) with the real BERT vocabularies.
+"""Tests of the BERT tokenizer (see docs/data.md#tokenization) with the real BERT vocabularies.
 
 Expected outputs were checked by hand against the vocab files (each piece is
 the longest vocab entry at its position) and, where published, against the
@@ -298,7 +298,7 @@ def test_moby_dick_round_trip(uncased, moby_dick_lines):
 
 
 def _reference_tokenize(text, vocab, lower=True, strip=True):
-  """A literal transcription of data.md §2.3-2.4, character by character."""
+  """A literal transcription of docs/data.md#basic-tokenizer, character by character."""
   cjk = [(0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
          (0x2B740, 0x2B81F), (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)]
   cleaned = []

@@ -1,9 +1,9 @@
 """Tests for pretrain/pretrain_helpers.py: gather/scatter, masking, sampling.
 
 References are independent numpy re-computations, hand-checked values from the
-spec (model.md §3) and, for the random parts, exact distributions checked with
-scipy.stats at fixed seeds (so every test is deterministic). Masking runs on
-real batches: Moby-Dick paragraphs tokenized with the real uncased vocab and
+description of the algorithm (docs/model.md#masking-and-sampling) and, for the random parts, exact
+distributions checked with scipy.stats at fixed seeds (so every test is deterministic). Masking runs
+on real batches: Moby-Dick paragraphs tokenized with the real uncased vocab and
 packed like the pre-training data ([CLS] A [SEP] B [SEP], 0-padded to 128).
 """
 import numpy as np
@@ -99,7 +99,8 @@ def _np_gather(sequence, positions):
 
 
 def _np_scatter(sequence, updates, positions):
-  """Loop reference of model.md §3.1 (position 0 ignored, duplicates averaged)."""
+  """Loop reference of docs/model.md#gather-and-scatter (position 0 ignored, duplicates
+  averaged)."""
   sequence = np.asarray(sequence)
   new_sequence = sequence.copy()
   updated_mask = np.zeros(sequence.shape[:2], np.int32)
@@ -130,7 +131,7 @@ def _np_num_to_predict(input_mask, mask_prob, max_predictions):
 
 def _np_mask(input_ids, input_mask, mask_prob, max_predictions, special_ids,
              raw_positions, replace_draw):
-  """model.md §3.2 steps 3-7 in numpy, given the two random draws."""
+  """docs/model.md#dynamic-masking in numpy, given the two random draws."""
   k = _np_num_to_predict(input_mask, mask_prob, max_predictions)
   weights = (np.arange(max_predictions)[None, :] < k[:, None]).astype(np.float32)
   positions = raw_positions * weights.astype(np.int32)
@@ -283,7 +284,7 @@ def test_candidates_mask_on_real_batch(real_batch, special_ids):
 
 
 def test_num_to_predict_hand_checked(token_stream, special_ids):
-  # Spec model.md §3.2 step 3: 30 -> 4.5 -> 4 (half to even), 10 -> 1.5 -> 2,
+  # Spec docs/model.md#dynamic-masking: 30 -> 4.5 -> 4 (half to even), 10 -> 1.5 -> 2,
   # 190 -> float32 28.500002 -> 29, 3 -> 0.45 -> 0 -> max(1, .) = 1,
   # 129 -> 19.35 -> 19.
   lengths = (30, 10, 190, 3, 129)

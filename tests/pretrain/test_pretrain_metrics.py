@@ -44,8 +44,8 @@ def test_hand_computed_metrics():
   assert result["disc_accuracy"] == pytest.approx(5 / 7)
   assert result["disc_precision"] == pytest.approx(2 / 3)  # Predicted fake: r0t1, r0t2, r1t2.
   assert result["disc_recall"] == pytest.approx(2 / 3)  # Fake: r0t1, r1t1, r1t2.
-  # Padding counts as label 0, score 0 (model.md §6). Scores are separable by
-  # the 200 thresholds, so the ROC AUC equals the exact one.
+  # Padding counts as label 0, score 0 (docs/metrics.md#pre-training-evaluation). Scores are
+  # separable by the 200 thresholds, so the ROC AUC equals the exact one.
   labels = (_batch()["disc_labels"] * _batch()["input_mask"]).ravel()
   scores = (_batch()["disc_probs"] * _batch()["input_mask"]).ravel()
   assert roc_auc_score(labels, scores) == pytest.approx(14 / 15)

@@ -131,7 +131,8 @@ def test_mlm_scores_are_one_masked_pass_per_token(hparams, scope, heads, tokeniz
 
 
 def test_energy_is_the_nce_discriminator_term_with_its_sign(electric_model, tokenizer):
-  """The model's logit of P(noise) is s_t + log q(x̃_t | x_\\t) + log(k/(1-k)) (model.md §5).
+  """The model's logit of P(noise) is s_t + log q(x̃_t | x_\\t) + log(k/(1-k))
+  (docs/model.md#electric).
 
   Our energy on the corrupted input must be exactly that s_t: then a LOW energy
   means "data", and -E is the (unnormalised) log-likelihood we sum.

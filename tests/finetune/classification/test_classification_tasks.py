@@ -201,7 +201,7 @@ def test_debug_reads_at_most_100_lines(tmp_path, tokenizer):
   assert len(full) == 150
 
 
-# === Featurization (data.md §4.3) ===
+# === Featurization (docs/data.md#featurization-per-task-type) ===
 
 
 def test_truncate_seq_pair_longest_first_ties_from_b():
@@ -274,7 +274,7 @@ def test_featurize_regression_target_and_log(tokenizer, caplog):
       "grade_targets"] == pytest.approx(0.25)
 
 
-# === Heads (finetune.md §3.3) ===
+# === Heads (docs/finetuning.md#classification-and-regression-heads) ===
 
 
 def _bert_output(pooled):
