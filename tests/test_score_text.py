@@ -5,11 +5,11 @@ import os
 import numpy as np
 import pytest
 
-import score_text
 from configure_pretraining import PretrainingConfig
 from model import checkpointing, tokenization
-from pretrain import scoring
+from pretrain import scoring, text_scoring
 from pretrain.pretraining_model import PretrainingModel
+import score_text
 from tests.conftest import UNCASED_VOCAB
 from tests.model import numpy_bert
 
@@ -184,7 +184,7 @@ def test_rerank_function_wer_by_hand():
                                                            {"text": "a b c", "score": -1.0}]},
            {"id": 2, "reference": "d e", "hypotheses": [{"text": "d e", "score": 0.0},
                                                         {"text": "d", "score": -0.5}]}]
-  outputs, summary = score_text.rerank(nbest, [[-5.0, -2.0], [-1.0, -0.2]], lm_weight=1.0)
+  outputs, summary = text_scoring.rerank(nbest, [[-5.0, -2.0], [-1.0, -0.2]], lm_weight=1.0)
   # Combined: list 1: -5 vs -3 -> "a b c"; list 2: -1 vs -0.7 -> "d" (a deletion).
   assert [o["best"] for o in outputs] == ["a b c", "d"]
   assert summary["errors_before"] == 1 and summary["errors_after"] == 1
