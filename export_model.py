@@ -4,51 +4,15 @@
         [--hparams JSON|file.json] [--include-generator] [--checkpoint PATH]
         [--finetuned] [--overwrite]
 
-Pre-trained models (the default): reads the latest checkpoint of
-`<data-dir>/models/<model-name>` (or `--checkpoint`, a directory or a prefix),
-e.g. a released `electra_small` directory or one of our pre-training runs. The
-model's size comes from `--hparams` as in `run_pretraining.py`, merged over the
-architecture hparams our runs save in `<model dir>/pretrain_config.json`
-(an explicit `--hparams` value wins; every source is logged).
-
-Fine-tuned models (`--finetuned`, implied by `"task_names"` in `--hparams`):
-reads `--checkpoint` (default: the only `finetuning_models/<tasks>_model_<n>`
-directory) and builds the encoder and task heads as `run_finetuning.py` does.
-
-Signature `serving_default` (all inputs int32 [batch, seq], seq <=
-max_position_embeddings; B batch, S seq, H hidden size, V vocab size):
-
-  inputs:  input_ids, input_mask (1 = real token), segment_ids
-  outputs, pre-trained:
-    discriminator_logits  float32 [B, S]     replaced-token logits (> 0: "fake");
-                                              absent for a BERT-style MLM model
-                                              (electra_objective false); for
-                                              Electric the energy head s_t only
-    sequence_output       float32 [B, S, H]  the discriminator (`electra`) encoder
-    generator_logits      float32 [B, S, V]  --include-generator only: the MLM
-                                              head at every position of the
-                                              same (unmasked) input (Electric:
-                                              the two-tower cloze logits)
-  outputs, fine-tuned: sequence_output and, per task, the heads' eval-mode
-    outputs named `<task>_<key>`: classification `logits` [B, C],
-    `probabilities` [B, C] (softmax), `predictions` [B]; regression
-    `predictions` [B]; tagging `logits` [B, S, C] and `predictions` [B, S] at
-    every position (pick each word's first word-piece); QA `start_logits` [B, S],
-    `end_logits` (zeros with joint prediction, as the head), `answerable_logit`
-    [B], `start_top_log_probs`/`start_top_index` [B, K] and
-    `end_top_log_probs`/`end_top_index` [B, K, K] (K = beam_size, needs S >= K).
-
-`OUT/assets/` holds `bert_config.json` (plus `generator_config.json` with the
-generator), `vocab.txt` when known, and `export_info.json` (checkpoint,
-global step, hparams and their sources, outputs, task labels). The export is
-written next to OUT and renamed into place; a non-empty OUT is only replaced
-with `--overwrite`, and OUT may not be, contain or lie inside
-`<data-dir>/models`, nor be or contain the checkpoint's directory. The model
-always computes in float32 without dropout.
+Pre-trained models (the default) read the latest checkpoint of
+`<data-dir>/models/<model-name>` (or `--checkpoint`); fine-tuned models
+(`--finetuned`, implied by `"task_names"` in `--hparams`) read the fine-tuned
+model directory. The signature `serving_default`, the assets and the safety
+rules for OUT are described in `export/saved_model.py` (the machinery; this
+script is its command line) and in docs/cli.md#export_modelpy.
 
 `--format hf` writes Hugging Face `transformers` directories instead, as
-`convert_hf.py export` does (`export/hf.py`). The SavedModel machinery is
-`export/saved_model.py`; this script is its command line.
+`convert_hf.py export` does (`export/hf.py`).
 """
 from __future__ import annotations
 

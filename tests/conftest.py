@@ -55,6 +55,32 @@ def electra_log(caplog):
     yield caplog
 
 
+def build_moby_dick_tfrecords(root, n_lines: int = 100, max_seq_length: int = 32) -> str:
+  """`<root>/pretrain_tfrecords` from the first `n_lines` lines of the bundled Moby-Dick
+  (uncased vocab, seed 0), as a user builds them; returns that folder."""
+  import build_pretraining_dataset  # pylint: disable=import-outside-toplevel
+
+  corpus = os.path.join(root, "corpus")
+  os.makedirs(corpus, exist_ok=True)
+  with open(SAMPLE_CORPUS, encoding="utf-8") as f:
+    head = "".join(next(f) for _ in range(n_lines))
+  with open(os.path.join(corpus, "moby_dick_head.txt"), "w", encoding="utf-8") as f:
+    f.write(head)
+  output = os.path.join(root, "pretrain_tfrecords")
+  assert build_pretraining_dataset.main([
+      "--corpus-dir", corpus, "--vocab-file", UNCASED_VOCAB, "--output-dir", output,
+      "--max-seq-length", str(max_seq_length), "--seed", "0"]) == 0
+  return output
+
+
+def skipped_special_files(fifo: str, device_link: str) -> list:
+  """The builders' warning lines for a FIFO and a link to a character device in their input."""
+  return [f"warning: skipping {fifo}: it is a FIFO (named pipe), not a regular file (never "
+          "opened).",
+          f"warning: skipping {device_link}: it is a character device, not a regular file "
+          "(never opened)."]
+
+
 def tree_state(root: str, folder_mtimes: bool = True) -> dict:
   """{relative path: state} of everything under `root`, to assert nothing changed.
 

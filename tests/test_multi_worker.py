@@ -27,8 +27,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import build_pretraining_dataset
-from tests.conftest import REPO_ROOT, SAMPLE_CORPUS, TEST_DATA, UNCASED_VOCAB
+from tests.conftest import REPO_ROOT, TEST_DATA, UNCASED_VOCAB, build_moby_dick_tfrecords
+from tests.test_run_pretraining import checkpoint_values
 
 HANG_GUARD_S = 600  # a run that takes longer is stuck
 # Max abs difference of any weight or Adam slot from the mirrored run, at
@@ -153,11 +153,6 @@ def run_mirrored(script, data_dir, model_name, hparams):
   assert "MirroredStrategy with 2 replicas" in process.stderr
 
 
-def checkpoint_values(prefix):
-  reader = tf.train.load_checkpoint(prefix)
-  return {name: reader.get_tensor(name) for name, _ in tf.train.list_variables(prefix)}
-
-
 def max_abs_diff(actual_prefix, expected_prefix):
   """The largest absolute difference of any variable (same names and steps required)."""
   actual, expected = checkpoint_values(actual_prefix), checkpoint_values(expected_prefix)
@@ -244,28 +239,24 @@ def test_the_strategy_comes_before_the_tensorflow_runtime(tmp_path):
 def pretrain_dir(tmp_path_factory):
   """Length-32 tfrecords of the first 100 lines of Moby-Dick, and the mirrored reference."""
   root = tmp_path_factory.mktemp("multi_worker_pretraining")
-  corpus = root / "corpus"
-  corpus.mkdir()
-  with open(SAMPLE_CORPUS, encoding="utf-8") as f:
-    (corpus / "moby_dick_head.txt").write_text("".join(next(f) for _ in range(100)),
-                                               encoding="utf-8")
-  assert build_pretraining_dataset.main([
-      "--corpus-dir", str(corpus), "--vocab-file", UNCASED_VOCAB, "--output-dir",
-      str(root / "pretrain_tfrecords"), "--max-seq-length", "32", "--seed", "0"]) == 0
+  build_moby_dick_tfrecords(str(root))
   run_mirrored("run_pretraining.py", str(root), "mirrored", PRETRAIN)
   return str(root)
 
 
-@pytest.fixture(scope="module")
-def two_worker_pretraining(pretrain_dir, tmp_path_factory):
-  """An uninterrupted two-worker run of PRETRAIN ("two_workers"); its `Workers`."""
-  group = Workers("run_pretraining.py", pretrain_dir, "two_workers", PRETRAIN,
-                  str(tmp_path_factory.mktemp("logs")))
+def uninterrupted_run(script, data_dir, hparams, tmp_path_factory):
+  """An uninterrupted two-worker run of `script` ("two_workers"); its `Workers`."""
+  group = Workers(script, data_dir, "two_workers", hparams, str(tmp_path_factory.mktemp("logs")))
   try:
     group.wait()
   finally:
     group.kill()
   return group
+
+
+@pytest.fixture(scope="module")
+def two_worker_pretraining(pretrain_dir, tmp_path_factory):
+  return uninterrupted_run("run_pretraining.py", pretrain_dir, PRETRAIN, tmp_path_factory)
 
 
 def pretrain_checkpoint(data_dir, model_name, step):
@@ -367,14 +358,7 @@ def finetune_steps(data_dir):
 
 @pytest.fixture(scope="module")
 def two_worker_finetuning(finetune_dir, tmp_path_factory):
-  """An uninterrupted two-worker run of FINETUNE ("two_workers"); its `Workers`."""
-  group = Workers("run_finetuning.py", finetune_dir, "two_workers", FINETUNE,
-                  str(tmp_path_factory.mktemp("logs")))
-  try:
-    group.wait()
-  finally:
-    group.kill()
-  return group
+  return uninterrupted_run("run_finetuning.py", finetune_dir, FINETUNE, tmp_path_factory)
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ from model import checkpointing
 from pretrain import runner
 from pretrain.pretraining_model import PretrainingModel
 from util import cli, files, locking
-from tests.conftest import REPO_ROOT, SAMPLE_CORPUS, UNCASED_VOCAB, tree_state
+from tests.conftest import REPO_ROOT, UNCASED_VOCAB, build_moby_dick_tfrecords, tree_state
 from tests.training.test_trainer import read_scalars
 
 # hidden 32, 2 layers, odd intermediate 37; generator hidden 16; E 16; S 32.
@@ -49,14 +49,7 @@ METRICS = {"masked_lm_accuracy", "masked_lm_loss", "sampled_masked_lm_accuracy",
 def data_dir(tmp_path_factory):
   """Pre-training tfrecords (length 32) of the first 100 lines of Moby-Dick (~530 examples)."""
   root = tmp_path_factory.mktemp("pretraining")
-  corpus = root / "corpus"
-  corpus.mkdir()
-  with open(SAMPLE_CORPUS, encoding="utf-8") as f:
-    lines = [next(f) for _ in range(100)]
-  (corpus / "moby_dick_head.txt").write_text("".join(lines), encoding="utf-8")
-  assert build_pretraining_dataset.main([
-      "--corpus-dir", str(corpus), "--vocab-file", UNCASED_VOCAB, "--output-dir",
-      str(root / "pretrain_tfrecords"), "--max-seq-length", "32", "--seed", "0"]) == 0
+  build_moby_dick_tfrecords(str(root))
   return str(root)
 
 
@@ -355,8 +348,8 @@ def test_precision_and_xla_match_the_float32_first_steps(data_dir, reference, hp
                                                          steps):
   """Same seed, masking and data: the first losses agree with the float32 reference run."""
   name = "variant_" + "_".join(f"{k}{v}" for k, v in hparams.items())
-  last = run(data_dir, name, **dict(REFERENCE, num_train_steps=3, save_checkpoints_steps=3,
-                                    **hparams))
+  run(data_dir, name, **dict(REFERENCE, num_train_steps=3, save_checkpoints_steps=3,
+                             **hparams))
   expected = read_scalars(reference)["loss"][:3]
   actual = read_scalars(model_dir(data_dir, name))["loss"]
   assert [step for step, _ in actual] == [1, 2, 3]
