@@ -33,7 +33,8 @@ Configurations (ELECTRA-Small: hidden 256, 12 layers, embedding 128):
   both copy the outputs to numpy.
 * `serve1:<dtype>`, `serve32:<dtype>`: the same forward through the SavedModel
   that `export_model.py` writes (`serving_default`, loaded back with
-  `tf.saved_model.load`) against the same HF eval-mode forward.
+  `tf.saved_model.load`) against the same HF eval-mode forward;
+  `servexla1`, `servexla32`: the same with `export_model.py --xla`.
 
 `bf16` is this project's `mixed_precision: bf16` against
 `torch.autocast("cpu", dtype=torch.bfloat16)` (bf16 compute, fp32 weights on
@@ -67,7 +68,8 @@ SMALL = dict(hidden=256, layers=12, heads=4, intermediate=1024, embedding=128, v
 GENERATOR_FRACTION = 0.25
 MASK_PROB, DISC_WEIGHT, MASK_ID, CLS_ID, SEP_ID = 0.15, 50.0, 103, 101, 102
 TASKS = {"pretrain": (128, 32), "sst": (128, 32), "squad": (384, 8),
-         "infer1": (128, 1), "infer32": (128, 32), "serve1": (128, 1), "serve32": (128, 32)}
+         "infer1": (128, 1), "infer32": (128, 32), "serve1": (128, 1), "serve32": (128, 32),
+         "servexla1": (128, 1), "servexla32": (128, 32)}
 QUICK = ["pretrain:fp32", "pretrain:bf16", "sst:fp32", "infer32:fp32"]
 FULL = [f"{task}:{dtype}" for task in TASKS for dtype in ("fp32", "bf16")]
 
@@ -308,6 +310,8 @@ def _ours(config: str, args, peak_flops: float) -> Optional[dict]:
             "--skip-postprocessing"] + common
   else:  # infer: ModelRunner.predict_batch; serve: the exported SavedModel's serving_default
     serving = ["--skip-predict", "--serving"] if task.startswith("serve") else []
+    if task.startswith("servexla"):
+      serving.append("--serving-xla")  # export_model.py --xla
     argv = [os.path.join(BENCH, "finetune.py"), "--configs", f"sst:{seq}", "--batch",
             str(batch), "--steps", str(args.steps * 4), "--skip-train"] + serving + common
   return _run_json(argv, args.timeout)
@@ -455,7 +459,9 @@ def main(argv: List[str] = None) -> None:
            "squad": "fine-tune squad, seq 384, batch 8", "infer1": "inference, seq 128, batch 1",
            "infer32": "inference, seq 128, batch 32",
            "serve1": "SavedModel serving, seq 128, batch 1",
-           "serve32": "SavedModel serving, seq 128, batch 32"}
+           "serve32": "SavedModel serving, seq 128, batch 32",
+           "servexla1": "SavedModel serving (--xla), seq 128, batch 1",
+           "servexla32": "SavedModel serving (--xla), seq 128, batch 32"}
   for row in rows:
     mfu = (f"{_fmt(row['ours_mfu'] and 100 * row['ours_mfu'], '.0f')}% / "
            f"{_fmt(row['hf_mfu'] and 100 * row['hf_mfu'], '.0f')}%")

@@ -193,7 +193,8 @@ def bench_serving(args, work_dir: str, task_name: str, seq: int) -> dict:
   plan = saved_model.ExportPlan(
       saved_model._finetuned_forward(model, tasks), [model],  # pylint: disable=protected-access
       model.named_variables(), prefix, model.bert_config, {}, None, {}, "")
-  export_dir = saved_model.write_saved_model(plan, os.path.join(work_dir, "saved_model"))
+  export_dir = saved_model.write_saved_model(plan, os.path.join(work_dir, "saved_model"),
+                                             xla=args.serving_xla)
   serve = tf.saved_model.load(export_dir).signatures[saved_model.SIGNATURE_KEY]
   batch = synthetic_batch(config, tasks, args.batch)
   inputs = {name: batch[name].numpy() for name in saved_model.INPUT_NAMES}
@@ -255,6 +256,8 @@ def main(argv: List[str] = None) -> None:
   parser.add_argument("--skip-postprocessing", action="store_true")
   parser.add_argument("--serving", action="store_true",
                       help="also time the exported SavedModel's serving_default")
+  parser.add_argument("--serving-xla", action="store_true",
+                      help="export the serving forward pass XLA-compiled (export_model.py --xla)")
   args = parser.parse_args(argv)
   if args.grad_accumulation_steps < 1 or args.batch % args.grad_accumulation_steps:
     parser.error(f"--grad-accumulation-steps {args.grad_accumulation_steps} must be >= 1 and "

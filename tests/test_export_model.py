@@ -124,7 +124,8 @@ def env(tmp_path_factory, batch):
   ft_dir = os.path.join(model_dir, "finetuning_models", "rte_model_1")
   _save(ft_dir, finetuned, 3)
 
-  out = {name: str(root / "exports" / name) for name in ("disc", "gen", "released", "ft")}
+  out = {name: str(root / "exports" / name)
+         for name in ("disc", "gen", "released", "ft", "disc_xla", "ft_xla")}
   os.makedirs(out["disc"])
   with open(os.path.join(out["disc"], "stale.txt"), "w", encoding="utf-8") as f:
     f.write("an older export")
@@ -136,6 +137,10 @@ def env(tmp_path_factory, batch):
                               "--include-generator", "--hparams", json.dumps(RELEASED)])
   # Sizes come from models/m/pretrain_config.json, the trial dir is found.
   export_model.main(common + ["--model-name", "m", "--output-dir", out["ft"],
+                              "--hparams", '{"task_names": ["rte"]}'])
+  # XLA-compiled serving forward passes, loaded back in plain TensorFlow below.
+  export_model.main(common + ["--model-name", "m", "--output-dir", out["disc_xla"], "--xla"])
+  export_model.main(common + ["--model-name", "m", "--output-dir", out["ft_xla"], "--xla",
                               "--hparams", '{"task_names": ["rte"]}'])
 
   batch_file = str(root / "batch.npz")
@@ -215,6 +220,29 @@ def test_served_outputs_match_numpy_forward_from_the_checkpoint_file(env, batch)
   np.testing.assert_allclose(served["generator_logits"], gen_logits, rtol=1e-4, atol=1e-3)
   # Not the initial weights: the logits really depend on the restored values.
   assert np.std(served["discriminator_logits"]) > 0.1
+
+
+@pytest.mark.parametrize("plain,compiled", [("disc", "disc_xla"), ("ft", "ft_xla")])
+def test_xla_export_serves_the_same_outputs(env, plain, compiled):
+  """--xla: one XLA cluster per forward pass; same signature and outputs (fp32, 1e-5)."""
+  assert env["meta"][compiled] == env["meta"][plain]
+  assert env["served"][compiled].keys() == env["served"][plain].keys()
+  for key, value in env["served"][plain].items():
+    np.testing.assert_allclose(env["served"][compiled][key], value, rtol=1e-5, atol=1e-5,
+                               err_msg=key)
+  assert _load_info(env["out"][compiled])["xla"] is True
+  assert _load_info(env["out"][plain])["xla"] is False
+  assert _xla_functions(env["out"][compiled]) and not _xla_functions(env["out"][plain])
+
+
+def _xla_functions(export_dir):
+  """Names of the saved functions marked for XLA compilation (`_XlaMustCompile`)."""
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=import-outside-toplevel
+  proto = saved_model_pb2.SavedModel()
+  with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+    proto.ParseFromString(f.read())
+  return [function.signature.name for function in proto.meta_graphs[0].graph_def.library.function
+          if "_XlaMustCompile" in function.attr and function.attr["_XlaMustCompile"].b]
 
 
 def test_assets_and_export_info(env):
