@@ -233,17 +233,31 @@ class Dense(NamedModule):
     self.bias = self.create_variable("bias", [output_size], zeros())
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
-    kernel = tf.cast(self.kernel, x.dtype)
     bias = tf.cast(self.bias, x.dtype)
+    if self.activation is gelu and inference_fusion_enabled():  # one kernel, see fused_inference
+      return _bias_gelu_fused(self.project(x), bias)
+    # Outside the trainer's step (`fused_elementwise`): bias and activation on
+    # the 2-D product, then the reshape, the order in which grappler's remapper
+    # fuses MatMul + BiasAdd (+ exact GELU) into one oneDNN op (the exported
+    # SavedModel: +20% at batch 32, +9% at batch 1). The trainer's step keeps
+    # the order it was tuned with.
+    flat = x.shape.rank != 2 and not elementwise_fusion_enabled()
+    y = tf.nn.bias_add(self.project(x, flat=flat), bias)
+    if self.activation is not None:
+      y = self.activation(y)
+    return tf.reshape(y, shape_list(x)[:-1] + [self.output_size]) if flat else y
+
+  def project(self, x: tf.Tensor, kernel: Optional[tf.Tensor] = None,
+              flat: bool = False) -> tf.Tensor:
+    """x · kernel over the last axis, without the bias; [N, out] rows when `flat`."""
+    if kernel is None:
+      kernel = tf.cast(self.kernel, x.dtype)
     if x.shape.rank == 2:
-      y = tf.matmul(x, kernel)
-    else:
-      # Flatten to [N, in] and matmul: the gradient of an ellipsis einsum
-      # ("...i,io->...o") materialises a [..., in, out] tensor (60-150x slower).
-      y = tf.matmul(tf.reshape(x, [-1, self.input_size]), kernel)
-      y = tf.reshape(y, shape_list(x)[:-1] + [self.output_size])
-    y = tf.nn.bias_add(y, bias)
-    return self.activation(y) if self.activation is not None else y
+      return tf.matmul(x, kernel)
+    # Flatten to [N, in] and matmul: the gradient of an ellipsis einsum
+    # ("...i,io->...o") materialises a [..., in, out] tensor (60-150x slower).
+    y = tf.matmul(tf.reshape(x, [-1, self.input_size]), kernel)
+    return y if flat else tf.reshape(y, shape_list(x)[:-1] + [kernel.shape[-1]])
 
 
 class LayerNorm(NamedModule):
@@ -263,6 +277,16 @@ class LayerNorm(NamedModule):
     mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
     y = (x32 - mean) * tf.math.rsqrt(variance + self.epsilon) * self.gamma + self.beta
     return tf.cast(y, x.dtype)
+
+  def dense_add_and_norm(self, dense: "Dense", x: tf.Tensor, residual: tf.Tensor,
+                         training: bool, dropout_rate: float,
+                         seed: Optional[tf.Tensor]) -> tf.Tensor:
+    """LayerNorm(dropout(dense(x)) + residual): the sublayer output of a transformer
+    layer; in eval passes inside `fused_inference`, one XLA kernel after the matmul."""
+    if inference_fusion_enabled() and not training:
+      return _bias_add_layer_norm_fused(dense.project(x), dense.bias, residual, self.gamma,
+                                        self.beta, tf.constant(self.epsilon, tf.float32))
+    return self(dropout(dense(x), dropout_rate, training, seed) + residual)
 
 
 def get_activation(activation_string: Optional[str]) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -370,6 +394,85 @@ def gelu(x: tf.Tensor) -> tf.Tensor:
   if elementwise_fusion_enabled():
     return _gelu_fused(x)
   return _gelu_ops(x)
+
+
+# Inference kernels (`fused_inference`): the element-wise work between the
+# matmuls as one XLA kernel per block, float32 inside, in the input's dtype out.
+
+@tf.function(jit_compile=True, autograph=False)
+def _bias_gelu_fused(x: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+  """GELU(x + bias)."""
+  x32 = tf.cast(x, tf.float32) + tf.cast(bias, tf.float32)
+  return tf.cast(x32 * _normal_cdf(x32), x.dtype)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _bias_add_layer_norm_fused(x: tf.Tensor, bias: tf.Tensor, residual: tf.Tensor,
+                               gamma: tf.Tensor, beta: tf.Tensor,
+                               epsilon: tf.Tensor) -> tf.Tensor:
+  """LayerNorm(x + bias + residual); the bias is added in x's dtype, as `Dense` does."""
+  x32 = tf.cast(x + tf.cast(bias, x.dtype), tf.float32) + tf.cast(residual, tf.float32)
+  mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
+  y = (x32 - mean) * tf.math.rsqrt(variance + epsilon) * gamma + beta
+  return tf.cast(y, x.dtype)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _split_qkv_fused(y: tf.Tensor, bias: tf.Tensor, scale: tf.Tensor, num_heads: int):
+  """[B, S, 3H] projections + bias -> q · scale, k, v, each [B, N, S, D]."""
+  batch, seq, width = shape_list(y)
+  y = y + tf.cast(bias, y.dtype)
+  heads = tf.transpose(tf.reshape(y, [batch, seq, 3, num_heads, width // 3 // num_heads]),
+                       [2, 0, 3, 1, 4])  # [3, B, N, S, D]
+  return heads[0] * scale, heads[1], heads[2]
+
+
+@tf.function(jit_compile=True, autograph=False)
+def _masked_softmax_fused(scores: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+  return tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32) + bias, axis=-1), scores.dtype)
+
+
+def masked_softmax(scores: tf.Tensor, bias: tf.Tensor, training: bool) -> tf.Tensor:
+  """softmax(scores + bias) over the last axis in float32, returned in the scores' dtype."""
+  if inference_fusion_enabled() and not training:
+    return _masked_softmax_fused(scores, bias)
+  return tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32) + bias, axis=-1), scores.dtype)
+
+
+_INFERENCE_FUSION = threading.local()
+
+
+@contextlib.contextmanager
+def fused_inference(enabled: bool = True):
+  """Eval-mode forward passes traced inside run their element-wise work as XLA kernels.
+
+  Between the matmuls (which stay oneDNN ops) each block becomes one XLA
+  kernel: q/k/v bias, scaling and head split (after one [H, 3H] matmul),
+  the masked softmax, bias + GELU, and bias + residual + layer norm; GELU
+  elsewhere (heads) is fused as in `fused_elementwise`, which this context
+  includes. TensorFlow otherwise runs each element-wise op as its own pass,
+  and bfloat16 ones largely unvectorized on CPU: ELECTRA-Small, seq 128,
+  batch 32, bf16, 2 threads: 300-400 -> 210-270 ms per forward pass. Passes
+  with `training=True` keep dropout and the plain ops around it (only bias +
+  GELU stays one kernel, differentiable). For graphs that are not
+  XLA-compiled as a whole (inside a `jit_compile` function XLA fuses anyway);
+  a graph traced here needs XLA at run time, so exports stay outside.
+
+  Args:
+    enabled: whether fusion is on inside the context (it nests and restores).
+  """
+  previous = getattr(_INFERENCE_FUSION, "enabled", False)
+  _INFERENCE_FUSION.enabled = enabled
+  try:
+    with fused_elementwise(enabled):
+      yield
+  finally:
+    _INFERENCE_FUSION.enabled = previous
+
+
+def inference_fusion_enabled() -> bool:
+  """Whether models traced now use the inference kernels (`fused_inference`)."""
+  return getattr(_INFERENCE_FUSION, "enabled", False)
 
 
 _DROPOUT_BITS = 16  # Random bits per dropout decision (see `dropout`).
@@ -569,24 +672,33 @@ class TransformerLayer(NamedModule):
     # 1/sqrt(D) scales q before the product; for D a power of 4 (64 in every
     # preset) 1/sqrt(D) is a power of two, so the scaling itself is exact.
     scale = tf.cast(1.0 / math.sqrt(float(self.head_size)), x.dtype)
-    q = self._split_heads(self.query(x) * scale)  # [B, N, S, D]
-    k = self._split_heads(self.key(x))  # [B, N, S, D]
-    v = self._split_heads(self.value(x))  # [B, N, S, D]
-    scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)  # [B, N, S, S]
+    if inference_fusion_enabled() and not training:
+      q, k, v = self._fused_qkv(x, scale)
+    else:
+      q = self._split_heads(self.query(x) * scale)  # [B, N, S, D]
+      k = self._split_heads(self.key(x))  # [B, N, S, D]
+      v = self._split_heads(self.value(x))  # [B, N, S, D]
     # Softmax in float32 even under mixed precision; the -10000 bias would
     # overflow float16.
-    probs = tf.cast(tf.nn.softmax(scores + bias, axis=-1), x.dtype)  # [B, N, S, S]
+    probs = masked_softmax(tf.matmul(q, k, transpose_b=True), bias, training)  # [B, N, S, S]
     probs = dropout(probs, self.attention_dropout_prob, training,
                     stateless_random.derive(seed, 0))
     context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])  # [B, S, N, D]
     context = tf.reshape(context, shape_list(x))  # [B, S, H]
-    attended = dropout(self.attention_output(context), self.hidden_dropout_prob, training,
-                       stateless_random.derive(seed, 1))
-    attended = self.attention_layer_norm(attended + x)  # [B, S, H]
+    attended = self.attention_layer_norm.dense_add_and_norm(
+        self.attention_output, context, x, training, self.hidden_dropout_prob,
+        stateless_random.derive(seed, 1))  # [B, S, H]
     inner = self.intermediate(attended)  # [B, S, I]
-    out = dropout(self.output(inner), self.hidden_dropout_prob, training,
-                  stateless_random.derive(seed, 2))
-    return self.output_layer_norm(out + attended)  # [B, S, H]
+    return self.output_layer_norm.dense_add_and_norm(
+        self.output, inner, attended, training, self.hidden_dropout_prob,
+        stateless_random.derive(seed, 2))  # [B, S, H]
+
+  def _fused_qkv(self, x: tf.Tensor, scale: tf.Tensor):
+    """q (scaled), k, v [B, N, S, D] from one [H, 3H] matmul and one XLA kernel."""
+    dense = (self.query, self.key, self.value)
+    kernel = tf.concat([tf.cast(d.kernel, x.dtype) for d in dense], axis=1)  # [H, 3H]
+    bias = tf.concat([d.bias for d in dense], axis=0)  # [3H]
+    return _split_qkv_fused(self.query.project(x, kernel), bias, scale, self.num_heads)
 
 
 class BertModel(NamedModule):

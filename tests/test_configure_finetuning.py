@@ -237,6 +237,9 @@ def test_xla_for_prediction(monkeypatch, xla_predict, use_xla, precision, gpu, e
                             mixed_precision=precision)
   monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["gpu"] if gpu else [])
   assert model_runner.xla_for_prediction(config) is expected
+  # Without whole-graph XLA, bf16/fp16 prediction runs the fused inference kernels.
+  assert model_runner.fused_inference_for_prediction(config) is (
+      not expected and precision != "off")
 
 
 def test_xla_predict_rejects_other_values():

@@ -261,9 +261,34 @@ def test_prediction_is_xla_compiled_in_fp32_with_the_same_outputs(sst_run, data_
                             for _, out in runner.predict(tasks, "dev")}
     jit = runner._predict_step._jit_compile  # pylint: disable=protected-access
     assert jit is (xla_predict == "auto")
+    # fp32: no XLA kernels inside the plain graph (grappler's oneDNN fusions are faster).
+    traces = runner._predict_step._list_all_concrete_functions()  # pylint: disable=protected-access
+    assert not [op for trace in traces for op in trace.graph.get_operations()
+                if "_XlaMustCompile" in op.node_def.attr]
   assert sorted(outputs["auto"]) == sorted(outputs["off"]) == list(range(10))
   for eid, logits in outputs["off"].items():
     np.testing.assert_allclose(outputs["auto"][eid], logits, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_prediction_runs_fused_kernels_close_to_fp32(sst_run, data_dir):
+  config, _ = sst_run
+  outputs, kernels = {}, {}
+  for precision in ("off", "bf16"):
+    eval_config = make_config(data_dir, "electra_sst", task_names=["sst"], do_train=False,
+                              mixed_precision=precision)
+    tasks = task_builder.get_tasks(eval_config)
+    runner = ModelRunner(eval_config, tasks, trial_model_dir(config, 2))
+    outputs[precision] = {int(out["eid"]): out["logits"]
+                          for _, out in runner.predict(tasks, "dev")}
+    traces = runner._predict_step._list_all_concrete_functions()  # pylint: disable=protected-access
+    kernels[precision] = sorted(op.node_def.attr["f"].func.name.split("_fused")[0]
+                                for trace in traces for op in trace.graph.get_operations()
+                                if "_XlaMustCompile" in op.node_def.attr)
+  assert not kernels["off"]  # fp32: whole-graph XLA (xla_predict auto)
+  assert any("split_qkv" in name for name in kernels["bf16"]), kernels["bf16"]
+  assert sorted(outputs["bf16"]) == sorted(outputs["off"]) == list(range(10))
+  for eid, logits in outputs["off"].items():
+    np.testing.assert_allclose(outputs["bf16"][eid], logits, atol=0.1)
 
 
 def test_sst_test_outputs_and_glue_tsv(sst_run, data_dir):

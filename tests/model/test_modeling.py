@@ -280,6 +280,98 @@ def test_bf16_compute_close_to_fp32(tiny_config, batch):
   assert xla.dtype == tf.bfloat16 and np.all(np.isfinite(tf.cast(xla, tf.float32)))
 
 
+# ----------------------------------------------------------------------------- fused inference
+
+def _eval_function(model, fused: bool):
+  """The eval forward pass as a tf.function traced for any batch and length."""
+  spec = tf.TensorSpec([None, None], tf.int32)
+  fn = tf.function(lambda ids, mask, segments: model(ids, mask, segments,
+                                                     training=False).sequence_output,
+                   input_signature=[spec] * 3, autograph=False)
+  with modeling.fused_inference(fused):
+    return fn.get_concrete_function()
+
+
+def _fused_kernel_names(graph):
+  return sorted(op.node_def.attr["f"].func.name.split("_fused")[0].replace("__inference_", "").lstrip("_")
+                for op in xla_calls(graph))
+
+
+@pytest.mark.parametrize("ltr", [False, True], ids=["bidirectional", "ltr"])
+def test_fused_inference_matches_numpy_reference(tiny_config, batch, ltr):
+  model = BertModel(tiny_config, embedding_size=26, ltr=ltr)
+  numpy_bert.randomize(model, seed=3)
+  fused = _eval_function(model, True)
+  assert not xla_calls(_eval_function(model, False).graph)
+  per_layer = ["bias_add_layer_norm", "bias_add_layer_norm", "bias_gelu", "masked_softmax",
+               "split_qkv"]
+  assert _fused_kernel_names(fused.graph) == sorted(per_layer * 2)
+  args = [tf.constant(batch[k]) for k in ("input_ids", "input_mask", "segment_ids")]
+  expected = numpy_bert.bert_forward(numpy_bert.weights_of(model), "electra", 3,
+                                     batch["input_ids"], batch["input_mask"],
+                                     batch["segment_ids"], ltr=ltr)
+  np.testing.assert_allclose(fused(*args), expected, atol=1e-5)
+  # Another batch size and length through the same graph (shapes unknown when traced).
+  np.testing.assert_allclose(fused(*[a[1:, :17] for a in args]),
+                             numpy_bert.bert_forward(
+                                 numpy_bert.weights_of(model), "electra", 3,
+                                 batch["input_ids"][1:, :17], batch["input_mask"][1:, :17],
+                                 batch["segment_ids"][1:, :17], ltr=ltr), atol=1e-5)
+
+
+def test_fused_inference_bf16_within_rounding_and_training_unfused(tiny_config, batch):
+  model = BertModel(tiny_config, embedding_size=26, compute_dtype=tf.bfloat16)
+  numpy_bert.randomize(model, seed=4)
+  args = [tf.constant(batch[k]) for k in ("input_ids", "input_mask", "segment_ids")]
+  plain = tf.cast(_eval_function(model, False)(*args), tf.float32).numpy()
+  fused = _eval_function(model, True)(*args)
+  assert fused.dtype == tf.bfloat16
+  expected = numpy_bert.bert_forward(numpy_bert.weights_of(model), "electra", 3,
+                                     batch["input_ids"], batch["input_mask"],
+                                     batch["segment_ids"])
+  fused_error = np.abs(tf.cast(fused, tf.float32).numpy() - expected)
+  plain_error = np.abs(plain - expected)
+  assert fused_error.mean() <= 1.1 * plain_error.mean() and fused_error.max() < 0.3
+  # Training passes keep the plain ops around dropout; only bias + GELU stays one kernel.
+  with modeling.fused_inference():
+    train_graph = tf.function(lambda s: model(*args, training=True, seed=s).sequence_output,
+                              autograph=False).get_concrete_function(tf.constant([1, 2])).graph
+  assert _fused_kernel_names(train_graph) == ["bias_gelu"] * 2
+
+
+def test_dense_adds_bias_to_the_2d_product_outside_the_training_step():
+  """MatMul -> BiasAdd -> GELU on [N, out], then the reshape: the order grappler's
+  remapper fuses into one oneDNN op; the trainer's step keeps bias after reshape."""
+  dense = modeling.Dense("d", 6, 5, activation=modeling.gelu)
+  x = tf.random.normal([2, 3, 6])
+
+  def bias_input_op(fused_elementwise):
+    fn = tf.function(dense, autograph=False)
+    with modeling.fused_elementwise(fused_elementwise):
+      graph = fn.get_concrete_function(x).graph
+    (bias_add,) = [op for op in graph.get_operations() if op.type == "BiasAdd"]
+    return bias_add.inputs[0].op.type
+
+  assert bias_input_op(False) == "MatMul"
+  assert bias_input_op(True) == "Reshape"
+  expected = modeling.gelu(tf.reshape(tf.reshape(x, [6, 6]) @ dense.kernel + dense.bias,
+                                      [2, 3, 5]))
+  np.testing.assert_allclose(dense(x), expected, atol=1e-6)
+  with modeling.fused_elementwise():
+    np.testing.assert_allclose(dense(x), expected, atol=1e-6)
+
+
+def test_fused_inference_nests_and_restores():
+  assert not modeling.inference_fusion_enabled()
+  with modeling.fused_inference():
+    assert modeling.inference_fusion_enabled() and modeling.elementwise_fusion_enabled()
+    with modeling.fused_inference(False):
+      assert not modeling.inference_fusion_enabled()
+      assert not modeling.elementwise_fusion_enabled()
+    assert modeling.inference_fusion_enabled()
+  assert not modeling.inference_fusion_enabled() and not modeling.elementwise_fusion_enabled()
+
+
 # ----------------------------------------------------------------------------- names & sharing
 
 def test_variable_names_are_tf1_names(tiny_config):
