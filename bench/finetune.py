@@ -4,6 +4,7 @@
         [--batch 32] [--steps 20] [--dtype fp32|bf16|fp16] [--xla] [--threads N]
         [--grad-accumulation-steps K] [--warmup 2] [--peak-flops F]
         [--skip-train] [--skip-predict] [--skip-postprocessing] [--serving]
+        [--serving-xla] [--fused-inference auto|on|off]
 
 For each `task:seq` configuration it builds the fine-tuning model exactly as
 `run_finetuning.py` does (`FinetuningModel` with the task's head, the
@@ -173,12 +174,15 @@ def bench_predict(args, work_dir: str, task_name: str, seq: int) -> dict:
   config = make_config(work_dir, task_name, seq, args, do_train=False)
   tasks = task_builder.get_tasks(config)
   runner = model_runner.ModelRunner(config, tasks, os.path.join(work_dir, "predict"))
+  if args.fused_inference != "auto":
+    runner.fused_inference = args.fused_inference == "on"
   batch = synthetic_batch(config, tasks, args.batch)
   compile_seconds, seconds = time_calls(lambda: runner.predict_batch(batch), args.steps)
   flops = flops_per_example(runner.model.bert_config, config.embedding_size, seq)["predict"]
   return record(args, "predict", task_name, args.batch, seq, args.steps * args.batch / seconds,
                 flops, steps=args.steps, compile_s=compile_seconds,
-                xla=model_runner.xla_for_prediction(config))
+                xla=model_runner.xla_for_prediction(config),
+                fused_inference=runner.fused_inference)
 
 
 def bench_serving(args, work_dir: str, task_name: str, seq: int) -> dict:
@@ -256,6 +260,10 @@ def main(argv: List[str] = None) -> None:
   parser.add_argument("--skip-postprocessing", action="store_true")
   parser.add_argument("--serving", action="store_true",
                       help="also time the exported SavedModel's serving_default")
+  parser.add_argument("--fused-inference", choices=["auto", "on", "off"], default="auto",
+                      help="predict phase: XLA kernels between the matmuls "
+                           "(modeling.fused_inference; auto: as run_finetuning.py, on for "
+                           "bf16/fp16 without whole-graph XLA)")
   parser.add_argument("--serving-xla", action="store_true",
                       help="export the serving forward pass XLA-compiled (export_model.py --xla)")
   args = parser.parse_args(argv)

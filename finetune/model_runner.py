@@ -297,7 +297,8 @@ class ModelRunner:
     self._seed = trial_seed(config.seed, trial)
     self._preprocessor = preprocessor or preprocessing.Preprocessor(config, self._tasks)
     self._predict_step = None
-    self._fused_inference = fused_inference_for_prediction(config)
+    # XLA kernels between the matmuls in prediction (set before the first prediction).
+    self.fused_inference = fused_inference_for_prediction(config)
     self.num_train_steps = 0
     self._train_dataset: Optional[tf.data.Dataset] = None
     if config.do_train:
@@ -407,7 +408,7 @@ class ModelRunner:
         _, outputs = model(batch, training=False)
         return outputs
       self._predict_step = predict_step
-    with modeling.fused_inference(self._fused_inference):
+    with modeling.fused_inference(self.fused_inference):
       outputs = self._predict_step(features)
     return {key: value.numpy() for key, value in outputs.items()}
 
