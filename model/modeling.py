@@ -236,12 +236,11 @@ class Dense(NamedModule):
     bias = tf.cast(self.bias, x.dtype)
     if self.activation is gelu and inference_fusion_enabled():  # one kernel, see fused_inference
       return _bias_gelu_fused(self.project(x), bias)
-    # Outside the trainer's step (`fused_elementwise`): bias and activation on
-    # the 2-D product, then the reshape, the order in which grappler's remapper
-    # fuses MatMul + BiasAdd (+ exact GELU) into one oneDNN op (the exported
-    # SavedModel: +20% at batch 32, +9% at batch 1). The trainer's step keeps
-    # the order it was tuned with.
-    flat = x.shape.rank != 2 and not elementwise_fusion_enabled()
+    # Outside the trainer's step: bias and activation on the 2-D product, then
+    # the reshape, the order in which grappler's remapper fuses MatMul + BiasAdd
+    # (+ exact GELU) into one oneDNN op (the exported SavedModel: +22% at batch
+    # 32, +9% at batch 1). The trainer's step keeps the order it was tuned with.
+    flat = x.shape.rank != 2 and not _in_training_step()
     y = tf.nn.bias_add(self.project(x, flat=flat), bias)
     if self.activation is not None:
       y = self.activation(y)
@@ -273,20 +272,25 @@ class LayerNorm(NamedModule):
     self.gamma = self.create_variable("gamma", [size], ones())
 
   def __call__(self, x: tf.Tensor) -> tf.Tensor:
-    x32 = tf.cast(x, tf.float32)
-    mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
-    y = (x32 - mean) * tf.math.rsqrt(variance + self.epsilon) * self.gamma + self.beta
-    return tf.cast(y, x.dtype)
+    return tf.cast(_normalize(tf.cast(x, tf.float32), self.gamma, self.beta, self.epsilon),
+                   x.dtype)
 
   def dense_add_and_norm(self, dense: "Dense", x: tf.Tensor, residual: tf.Tensor,
                          training: bool, dropout_rate: float,
                          seed: Optional[tf.Tensor]) -> tf.Tensor:
     """LayerNorm(dropout(dense(x)) + residual): the sublayer output of a transformer
     layer; in eval passes inside `fused_inference`, one XLA kernel after the matmul."""
-    if inference_fusion_enabled() and not training:
+    if _fuse_eval_pass(training):
       return _bias_add_layer_norm_fused(dense.project(x), dense.bias, residual, self.gamma,
                                         self.beta, tf.constant(self.epsilon, tf.float32))
     return self(dropout(dense(x), dropout_rate, training, seed) + residual)
+
+
+def _normalize(x32: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor,
+               epsilon: Union[float, tf.Tensor]) -> tf.Tensor:
+  """Layer norm of float32 `x32` over the last axis."""
+  mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
+  return (x32 - mean) * tf.math.rsqrt(variance + epsilon) * gamma + beta
 
 
 def get_activation(activation_string: Optional[str]) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -412,9 +416,7 @@ def _bias_add_layer_norm_fused(x: tf.Tensor, bias: tf.Tensor, residual: tf.Tenso
                                epsilon: tf.Tensor) -> tf.Tensor:
   """LayerNorm(x + bias + residual); the bias is added in x's dtype, as `Dense` does."""
   x32 = tf.cast(x + tf.cast(bias, x.dtype), tf.float32) + tf.cast(residual, tf.float32)
-  mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
-  y = (x32 - mean) * tf.math.rsqrt(variance + epsilon) * gamma + beta
-  return tf.cast(y, x.dtype)
+  return tf.cast(_normalize(x32, gamma, beta, epsilon), x.dtype)
 
 
 @tf.function(jit_compile=True, autograph=False)
@@ -427,16 +429,18 @@ def _split_qkv_fused(y: tf.Tensor, bias: tf.Tensor, scale: tf.Tensor, num_heads:
   return heads[0] * scale, heads[1], heads[2]
 
 
-@tf.function(jit_compile=True, autograph=False)
-def _masked_softmax_fused(scores: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+def _masked_softmax(scores: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
   return tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32) + bias, axis=-1), scores.dtype)
+
+
+_masked_softmax_fused = tf.function(_masked_softmax, jit_compile=True, autograph=False)
 
 
 def masked_softmax(scores: tf.Tensor, bias: tf.Tensor, training: bool) -> tf.Tensor:
   """softmax(scores + bias) over the last axis in float32, returned in the scores' dtype."""
-  if inference_fusion_enabled() and not training:
+  if _fuse_eval_pass(training):
     return _masked_softmax_fused(scores, bias)
-  return tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32) + bias, axis=-1), scores.dtype)
+  return _masked_softmax(scores, bias)
 
 
 _INFERENCE_FUSION = threading.local()
@@ -452,7 +456,7 @@ def fused_inference(enabled: bool = True):
   elsewhere (heads) is fused as in `fused_elementwise`, which this context
   includes. TensorFlow otherwise runs each element-wise op as its own pass,
   and bfloat16 ones largely unvectorized on CPU: ELECTRA-Small, seq 128,
-  batch 32, bf16, 2 threads: 300-400 -> 210-270 ms per forward pass. Passes
+  batch 32, bf16, 2 threads: ~355 -> ~275 ms per forward pass. Passes
   with `training=True` keep dropout and the plain ops around it (only bias +
   GELU stays one kernel, differentiable). For graphs that are not
   XLA-compiled as a whole (inside a `jit_compile` function XLA fuses anyway);
@@ -473,6 +477,16 @@ def fused_inference(enabled: bool = True):
 def inference_fusion_enabled() -> bool:
   """Whether models traced now use the inference kernels (`fused_inference`)."""
   return getattr(_INFERENCE_FUSION, "enabled", False)
+
+
+def _fuse_eval_pass(training: bool) -> bool:
+  """Whether a block of this pass runs as an inference kernel (eval passes only)."""
+  return inference_fusion_enabled() and not training
+
+
+def _in_training_step() -> bool:
+  """Whether the trainer's step is being traced (`fused_elementwise` without `fused_inference`)."""
+  return elementwise_fusion_enabled() and not inference_fusion_enabled()
 
 
 _DROPOUT_BITS = 16  # Random bits per dropout decision (see `dropout`).
@@ -672,7 +686,7 @@ class TransformerLayer(NamedModule):
     # 1/sqrt(D) scales q before the product; for D a power of 4 (64 in every
     # preset) 1/sqrt(D) is a power of two, so the scaling itself is exact.
     scale = tf.cast(1.0 / math.sqrt(float(self.head_size)), x.dtype)
-    if inference_fusion_enabled() and not training:
+    if _fuse_eval_pass(training):
       q, k, v = self._fused_qkv(x, scale)
     else:
       q = self._split_heads(self.query(x) * scale)  # [B, N, S, D]
