@@ -34,6 +34,7 @@ from model import model_dir as model_dir_lib
 import run_finetuning
 from util import cli, files, locking
 from tests.conftest import TEST_DATA, UNCASED_VOCAB, tree_state
+from tests.graph_inspection import xla_kernel_names
 
 FINETUNE_DATA = os.path.join(TEST_DATA, "finetune")
 TINY_MODEL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -249,22 +250,29 @@ def test_sst_metrics_match_numpy_recomputation(sst_run, data_dir):
   assert results[1]["sst"]["loss"] == pytest.approx(loss, rel=1e-5)
 
 
+def _dev_predictions(config, data_dir, **hparams):
+  """The trained sst model's dev logits by example id, the runner's predict function and
+  the XLA kernels its traced graphs call, with `hparams` for evaluation."""
+  eval_config = make_config(data_dir, "electra_sst", task_names=["sst"], do_train=False,
+                            **hparams)
+  tasks = task_builder.get_tasks(eval_config)
+  runner = ModelRunner(eval_config, tasks, trial_model_dir(config, 2))
+  logits = {int(out["eid"]): out["logits"] for _, out in runner.predict(tasks, "dev")}
+  predict_step = runner._predict_step  # pylint: disable=protected-access
+  kernels = [name for trace in predict_step._list_all_concrete_functions()  # pylint: disable=protected-access
+             for name in xla_kernel_names(trace.graph)]
+  return logits, predict_step, kernels
+
+
 def test_prediction_is_xla_compiled_in_fp32_with_the_same_outputs(sst_run, data_dir):
   config, _ = sst_run
   outputs = {}
   for xla_predict in ("auto", "off"):
-    eval_config = make_config(data_dir, "electra_sst", task_names=["sst"], do_train=False,
-                              xla_predict=xla_predict)
-    tasks = task_builder.get_tasks(eval_config)
-    runner = ModelRunner(eval_config, tasks, trial_model_dir(config, 2))
-    outputs[xla_predict] = {int(out["eid"]): out["logits"]
-                            for _, out in runner.predict(tasks, "dev")}
-    jit = runner._predict_step._jit_compile  # pylint: disable=protected-access
-    assert jit is (xla_predict == "auto")
+    outputs[xla_predict], predict_step, kernels = _dev_predictions(
+        config, data_dir, xla_predict=xla_predict)
+    assert predict_step._jit_compile is (xla_predict == "auto")  # pylint: disable=protected-access
     # fp32: no XLA kernels inside the plain graph (grappler's oneDNN fusions are faster).
-    traces = runner._predict_step._list_all_concrete_functions()  # pylint: disable=protected-access
-    assert not [op for trace in traces for op in trace.graph.get_operations()
-                if "_XlaMustCompile" in op.node_def.attr]
+    assert not kernels
   assert sorted(outputs["auto"]) == sorted(outputs["off"]) == list(range(10))
   for eid, logits in outputs["off"].items():
     np.testing.assert_allclose(outputs["auto"][eid], logits, rtol=1e-5, atol=1e-5)
@@ -274,18 +282,10 @@ def test_bf16_prediction_runs_fused_kernels_close_to_fp32(sst_run, data_dir):
   config, _ = sst_run
   outputs, kernels = {}, {}
   for precision in ("off", "bf16"):
-    eval_config = make_config(data_dir, "electra_sst", task_names=["sst"], do_train=False,
-                              mixed_precision=precision)
-    tasks = task_builder.get_tasks(eval_config)
-    runner = ModelRunner(eval_config, tasks, trial_model_dir(config, 2))
-    outputs[precision] = {int(out["eid"]): out["logits"]
-                          for _, out in runner.predict(tasks, "dev")}
-    traces = runner._predict_step._list_all_concrete_functions()  # pylint: disable=protected-access
-    kernels[precision] = sorted(op.node_def.attr["f"].func.name.split("_fused")[0]
-                                for trace in traces for op in trace.graph.get_operations()
-                                if "_XlaMustCompile" in op.node_def.attr)
+    outputs[precision], _, kernels[precision] = _dev_predictions(
+        config, data_dir, mixed_precision=precision)
   assert not kernels["off"]  # fp32: whole-graph XLA (xla_predict auto)
-  assert any("split_qkv" in name for name in kernels["bf16"]), kernels["bf16"]
+  assert "split_qkv" in kernels["bf16"], kernels["bf16"]
   assert sorted(outputs["bf16"]) == sorted(outputs["off"]) == list(range(10))
   for eid, logits in outputs["off"].items():
     np.testing.assert_allclose(outputs["bf16"][eid], logits, atol=0.1)

@@ -11,6 +11,7 @@ from scipy.special import erf
 
 from model import modeling, stateless_random, tokenization
 from model.modeling import BertConfig, BertModel, Embeddings
+from tests.graph_inspection import xla_calls, xla_kernel_names
 from tests.model import numpy_bert
 from tests.model.real_batches import moby_dick_batch
 
@@ -75,12 +76,6 @@ def test_bert_config_from_dict_keeps_unknown_keys_and_errors(tmp_path):
 
 
 # ----------------------------------------------------------------------------- primitives
-
-def xla_calls(graph):
-  """The function calls in `graph` that must be XLA-compiled."""
-  return [op for op in graph.get_operations() if "Call" in op.type
-          and "_XlaMustCompile" in op.node_def.attr and op.node_def.attr["_XlaMustCompile"].b]
-
 
 def test_gelu_is_fused_only_inside_the_context():
   x = tf.constant([0.5, -1.0])
@@ -292,11 +287,6 @@ def _eval_function(model, fused: bool):
     return fn.get_concrete_function()
 
 
-def _fused_kernel_names(graph):
-  return sorted(op.node_def.attr["f"].func.name.split("_fused")[0].replace("__inference_", "").lstrip("_")
-                for op in xla_calls(graph))
-
-
 @pytest.mark.parametrize("ltr", [False, True], ids=["bidirectional", "ltr"])
 def test_fused_inference_matches_numpy_reference(tiny_config, batch, ltr):
   model = BertModel(tiny_config, embedding_size=26, ltr=ltr)
@@ -305,7 +295,7 @@ def test_fused_inference_matches_numpy_reference(tiny_config, batch, ltr):
   assert not xla_calls(_eval_function(model, False).graph)
   per_layer = ["bias_add_layer_norm", "bias_add_layer_norm", "bias_gelu", "masked_softmax",
                "split_qkv"]
-  assert _fused_kernel_names(fused.graph) == sorted(per_layer * 2)
+  assert xla_kernel_names(fused.graph) == sorted(per_layer * 2)
   args = [tf.constant(batch[k]) for k in ("input_ids", "input_mask", "segment_ids")]
   expected = numpy_bert.bert_forward(numpy_bert.weights_of(model), "electra", 3,
                                      batch["input_ids"], batch["input_mask"],
@@ -336,7 +326,7 @@ def test_fused_inference_bf16_within_rounding_and_training_unfused(tiny_config, 
   with modeling.fused_inference():
     train_graph = tf.function(lambda s: model(*args, training=True, seed=s).sequence_output,
                               autograph=False).get_concrete_function(tf.constant([1, 2])).graph
-  assert _fused_kernel_names(train_graph) == ["bias_gelu"] * 2
+  assert xla_kernel_names(train_graph) == ["bias_gelu"] * 2
 
 
 def test_dense_adds_bias_to_the_2d_product_outside_the_training_step():
